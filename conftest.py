@@ -1,0 +1,24 @@
+"""Root pytest configuration shared by every package's tests.
+
+Every test runs with ``MAGRAY_HOME`` pointing at its own temp dir and no
+``MAGRAY_*`` variables leaking in from the developer's shell, so no test reads
+or writes a real home directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def magray_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated MAGRAY_HOME for each test."""
+    for key in list(os.environ):
+        if key.startswith("MAGRAY_"):
+            monkeypatch.delenv(key)
+    home = tmp_path_factory.mktemp("magray-home")
+    monkeypatch.setenv("MAGRAY_HOME", str(home))
+    return home

@@ -1,0 +1,122 @@
+"""The root ``magray`` group, its global options and error handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from magray.cli._context import AppContext
+from magray.cli._lazy import LazyGroup
+
+__all__ = ["COMMANDS", "cli", "main"]
+
+# name -> ("module:attr", short help). Each module imports its library inside
+# the command bodies, so listing or parsing costs nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("magray.cli.commands.version:version", "Show versions of magray and its packages."),
+    "config": ("magray.cli.commands.config:config", "Show, get and set settings."),
+    "health": ("magray.cli.commands.health:health", "Run all health checks."),
+    "status": ("magray.cli.commands.status:status", "Versions, paths, settings and metrics."),
+}
+
+
+def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(f"magray {version('magray-cli')}")
+    ctx.exit(0)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default=None,
+    help="Log line format on stderr (default: console on a TTY, else JSON).",
+)
+@click.option("--debug", is_flag=True, help="Debug logging and full tracebacks on errors.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="MAGRAY_CONFIG",
+    help="Config file to use (default: $MAGRAY_HOME/config.toml or the platform config dir).",
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version_callback,
+    help="Show the version and exit.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    json_output: bool,
+    log_format: str | None,
+    debug: bool,
+    config_path: Path | None,
+) -> None:
+    """magray: a local-first AI assistant for the terminal.
+
+    Settings come from defaults < config.toml < MAGRAY_* environment variables
+    (nested with __, e.g. MAGRAY_MEMORY__BACKEND). See `magray config show`.
+    """
+    app = ctx.ensure_object(AppContext)
+    app.json = app.json or json_output
+    app.debug = debug
+    app.log_format = log_format
+    app.config_path = config_path.expanduser().resolve() if config_path else None
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: runs ``cli`` and renders errors as one line."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    as_json = "--json" in args
+    try:
+        return cli.main(args=args, prog_name="magray", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:  # `magray ... | head`
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        from magray.cli._output import exit_code_for, print_error
+        from magray.common.errors import MagrayError
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(exc, MagrayError):
+            print_error(exc.code, exc.message, exc.hint, as_json=as_json)
+        else:
+            print_error(
+                "internal",
+                f"{type(exc).__name__}: {exc}",
+                None if debug else "this is a bug in magray; rerun with --debug for the traceback",
+                as_json=as_json,
+            )
+        sys.exit(exit_code_for(exc))

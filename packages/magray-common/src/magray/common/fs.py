@@ -1,0 +1,67 @@
+"""Crash-safe file writing shared by every package.
+
+:func:`atomic_write_bytes` writes to a temporary file in the target's own
+directory, flushes and fsyncs it, renames it over the target and fsyncs the
+directory, so a reader sees either the old file or the new one, never a torn
+write, even if the process is killed mid-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_writer", "fsync_dir"]
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o600) -> Iterator[IO[bytes]]:
+    """Open a binary file that replaces ``path`` atomically when the block exits.
+
+    On an exception inside the block the temporary file is removed and
+    ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file + fsync + rename)."""
+    with atomic_writer(path, mode=mode) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with UTF-8 ``text`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)

@@ -1,0 +1,192 @@
+"""Structured logging on structlog.
+
+Libraries call :func:`get_logger` and log events with key/value pairs; the
+application (CLI, router, tests) calls :func:`configure_logging` once. Lines go
+to stderr, as a human console on a TTY or JSON lines otherwise, and optionally
+to a JSON-lines file. Values that look like secrets are redacted before any
+renderer sees them.
+
+::
+
+    log = get_logger(__name__)
+    with operation("memory.search", k=10):     # binds op + op_id, logs duration
+        log.info("searching", layer="assets")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+__all__ = [
+    "bind_context",
+    "configure_logging",
+    "get_logger",
+    "operation",
+    "redact",
+    "redact_secrets",
+]
+
+_REDACTED = "***"
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|token|password|passwd|authorization|auth[_-]?header|cookie|credential)",
+    re.IGNORECASE,
+)
+# Common credential shapes; matched anywhere inside a string value.
+_SECRET_VALUE = re.compile(
+    r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|AIza[0-9A-Za-z_\-]{30,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-~+/]{16,}=*)"
+)
+
+
+def redact(value: Any, *, _key: str | None = None) -> Any:
+    """Return ``value`` with secrets replaced by ``***`` (recursing into dicts, lists)."""
+    if _key is not None and _SECRET_KEY.search(_key) and value not in (None, "", False):
+        return _REDACTED
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(_REDACTED, value)
+    if isinstance(value, dict):
+        return {k: redact(v, _key=str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v) for v in value)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secret-looking keys and values."""
+    for key in list(event_dict):
+        event_dict[key] = redact(event_dict[key], _key=key if key != "event" else None)
+    return event_dict
+
+
+def get_logger(name: str | None = None, **initial: Any) -> Any:
+    """A structlog logger; safe to call at import time (configuration is lazy)."""
+    return structlog.get_logger(name, **initial) if name else structlog.get_logger(**initial)
+
+
+def bind_context(**values: Any) -> None:
+    """Bind values to every log line of the current context (thread / task)."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+@contextlib.contextmanager
+def operation(name: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Bind ``op`` and a fresh ``op_id`` for the block, and log its duration.
+
+    Yields a dict the block may add result fields to; they are logged at the end.
+    """
+    log = get_logger("magray.op")
+    op_id = uuid.uuid4().hex[:12]
+    result: dict[str, Any] = {}
+    start = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(op=name, op_id=op_id, **fields):
+        try:
+            yield result
+        except BaseException as exc:
+            log.warning(
+                "operation failed",
+                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+                error=type(exc).__name__,
+                **result,
+            )
+            raise
+        log.debug(
+            "operation done", duration_ms=round((time.perf_counter() - start) * 1000, 3), **result
+        )
+
+
+def configure_logging(
+    *,
+    level: str = "WARNING",
+    fmt: str = "auto",
+    file: Path | None = None,
+    file_level: str = "INFO",
+    stream: IO[str] | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger (idempotent).
+
+    Args:
+        level: Minimum level for the stream handler.
+        fmt: ``"auto"`` (console on a TTY, else JSON), ``"console"`` or ``"json"``.
+        file: Also append JSON lines to this file.
+        file_level: Minimum level for the file.
+        stream: Where stream lines go (default: stderr).
+    """
+    stream = sys.stderr if stream is None else stream
+    if fmt == "auto":
+        fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        redact_secrets,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+    def _formatter(json_lines: bool) -> logging.Formatter:
+        renderer: Any = (
+            structlog.processors.JSONRenderer()
+            if json_lines
+            else structlog.dev.ConsoleRenderer(colors=False)
+        )
+        return structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info if json_lines else _identity,
+                renderer,
+            ],
+        )
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_magray", False):
+            root.removeHandler(handler)
+            handler.close()
+
+    stream_handler = logging.StreamHandler(stream)
+    stream_handler.setLevel(level)
+    stream_handler.setFormatter(_formatter(fmt == "json"))
+    stream_handler._magray = True  # type: ignore[attr-defined]
+    root.addHandler(stream_handler)
+    levels = [logging.getLevelName(level)]
+
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(file, encoding="utf-8")
+        file_handler.setLevel(file_level)
+        file_handler.setFormatter(_formatter(True))
+        file_handler._magray = True  # type: ignore[attr-defined]
+        root.addHandler(file_handler)
+        levels.append(logging.getLevelName(file_level))
+    root.setLevel(min(levels))
+
+
+def _identity(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return event_dict
