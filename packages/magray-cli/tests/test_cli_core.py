@@ -175,3 +175,19 @@ def test_config_flag_points_elsewhere(run_magray, tmp_path: Path) -> None:
     proc = run_magray("--config", str(cfg), "--json", "config", "get", "todo.max_workers")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["value"] == 9
+
+
+def test_metrics_persist_across_runs_and_show_in_status(magray_home: Path) -> None:
+    from magray.cli import main
+    from magray.common.metrics import default_registry
+
+    for _ in range(2):
+        default_registry().counter("llm.calls", model="m1").inc()
+        default_registry().histogram("llm.latency_ms", model="m1").observe(12.5)
+        main(["version"])  # returns normally on success
+    assert (magray_home / "data" / "metrics.json").exists()
+    data = json.loads(invoke("--json", "status")[1])
+    assert data["metrics"]["counters"]["llm.calls{model=m1}"] == 2
+    assert data["metrics"]["histograms"]["llm.latency_ms{model=m1}"]["count"] == 2
+    data = json.loads(invoke("--json", "status", "--reset-metrics")[1])
+    assert data["metrics"]["counters"] == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,49 @@ def test_registry_labels_and_snapshot_threadsafe() -> None:
     assert reg.histogram("timed").count == 1
     reg.reset()
     assert reg.snapshot()["counters"] == {}
+
+
+def test_histogram_merge_is_exact_for_counts_and_extremes() -> None:
+    a, b = Histogram(seed=1), Histogram(seed=2)
+    for v in range(100):
+        a.observe(v)
+    for v in range(100, 300):
+        b.observe(v)
+    a.merge_state(b.state())
+    summary = a.summary()
+    assert summary["count"] == 300
+    assert summary["min"] == 0
+    assert summary["max"] == 299
+    assert summary["sum"] == sum(range(300))
+    assert summary["p50"] == pytest.approx(149.5)
+
+
+def test_merged_reservoir_is_weighted_by_counts() -> None:
+    a, b = Histogram(reservoir=1000, seed=3), Histogram(reservoir=1000, seed=4)
+    for _ in range(9000):
+        a.observe(1.0)
+    for _ in range(1000):
+        b.observe(100.0)
+    a.merge_state(b.state())
+    assert a.percentile(50) == 1.0
+    assert a.percentile(95) == 100.0  # 10 % of observations, so above p90
+
+
+def test_persist_accumulates_across_runs(tmp_path: Path) -> None:
+    from magray.common.metrics import load_state, persist
+
+    path = tmp_path / "metrics.json"
+    for run in range(3):
+        reg = MetricsRegistry()
+        reg.counter("llm.calls", model="m").inc(2)
+        reg.gauge("queue").set(run)
+        reg.histogram("lat").observe(float(run))
+        persist(reg, path)
+    total = MetricsRegistry()
+    total.merge_state(load_state(path))
+    snap = total.snapshot()
+    assert snap["counters"] == {"llm.calls{model=m}": 6}
+    assert snap["gauges"] == {"queue": 2}
+    assert snap["histograms"]["lat"]["count"] == 3
+    path.write_text("{not json")
+    assert load_state(path) == {}

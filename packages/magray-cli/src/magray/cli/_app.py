@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("magray.cli.commands.config:config", "Show, get and set settings."),
     "health": ("magray.cli.commands.health:health", "Run all health checks."),
     "status": ("magray.cli.commands.status:status", "Versions, paths, settings and metrics."),
+    "models": ("magray.cli.commands.models:models", "List, verify, import and quantize models."),
+    "embed": ("magray.cli.commands.embed:embed", "Embed texts with the local ONNX model."),
+    "gpu": ("magray.cli.commands.gpu:gpu", "GPU execution providers: info and benchmark."),
 }
 
 
@@ -87,7 +90,10 @@ def main(argv: list[str] | None = None) -> Any:
     debug = "--debug" in args
     as_json = "--json" in args
     try:
-        return cli.main(args=args, prog_name="magray", standalone_mode=False)
+        try:
+            return cli.main(args=args, prog_name="magray", standalone_mode=False)
+        finally:
+            _persist_metrics()
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -120,3 +126,22 @@ def main(argv: list[str] | None = None) -> Any:
                 as_json=as_json,
             )
         sys.exit(exit_code_for(exc))
+
+
+def _persist_metrics() -> None:
+    """Fold this run's metrics into ``<data>/metrics.json`` for ``magray status``."""
+    from magray.common.metrics import default_registry
+
+    registry = default_registry()
+    if registry.is_empty():
+        return
+    try:
+        from magray.common import paths
+        from magray.common.metrics import persist
+
+        persist(registry, paths.ensure_dir(paths.data_dir()) / "metrics.json")
+        registry.reset()
+    except Exception:  # metrics must never turn a successful command into a failure
+        import logging
+
+        logging.getLogger("magray.cli").debug("could not persist metrics", exc_info=True)

@@ -18,14 +18,24 @@ samples, so p50/p95/p99 stay cheap however many observations arrive.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Counter", "Gauge", "Histogram", "MetricsRegistry", "default_registry"]
+__all__ = [
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "MetricsRegistry",
+    "default_registry",
+    "load_state",
+    "persist",
+]
 
 
 def _key(name: str, labels: dict[str, str]) -> str:
@@ -133,6 +143,43 @@ class Histogram:
         hi = min(lo + 1, len(data) - 1)
         return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
+    def state(self) -> dict[str, Any]:
+        """Everything needed to merge this histogram elsewhere (JSON-serialisable)."""
+        with self._lock:
+            return {
+                "count": self._count,
+                "sum": self._sum,
+                "min": self._min if self._count else None,
+                "max": self._max if self._count else None,
+                "samples": list(self._samples),
+            }
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Fold another histogram's :meth:`state` into this one.
+
+        Counts, sums and extremes merge exactly; the reservoirs merge by
+        sampling each side in proportion to the observations it stands for.
+        """
+        count = int(state.get("count") or 0)
+        if count <= 0:
+            return
+        other = [float(v) for v in state.get("samples", [])]
+        with self._lock:
+            total = self._count + count
+            mine = self._samples
+            if len(mine) + len(other) > self._size:
+                keep_mine = round(self._size * self._count / total)
+                keep_other = self._size - keep_mine
+                mine = self._rng.sample(mine, min(keep_mine, len(mine)))
+                other = self._rng.sample(other, min(keep_other, len(other)))
+            self._samples = mine + other
+            self._count = total
+            self._sum += float(state.get("sum") or 0.0)
+            if state.get("min") is not None:
+                self._min = min(self._min, float(state["min"]))
+            if state.get("max") is not None:
+                self._max = max(self._max, float(state["max"]))
+
     def summary(self) -> dict[str, float | int | None]:
         count = self._count
         return {
@@ -183,6 +230,38 @@ class MetricsRegistry:
             "histograms": {k: h.summary() for k, h in sorted(histograms.items())},
         }
 
+    def state(self) -> dict[str, Any]:
+        """A JSON-serialisable state that :meth:`merge_state` can fold back in."""
+        with self._lock:
+            counters = dict(self._counters)
+            gauges = dict(self._gauges)
+            histograms = dict(self._histograms)
+        return {
+            "counters": {k: c.value for k, c in counters.items()},
+            "gauges": {k: g.value for k, g in gauges.items()},
+            "histograms": {k: h.state() for k, h in histograms.items()},
+        }
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Add another registry's :meth:`state`: counters sum, gauges take the
+        other's value, histograms merge (see :meth:`Histogram.merge_state`)."""
+        for key, value in state.get("counters", {}).items():
+            with self._lock:
+                counter = self._counters.setdefault(key, Counter())
+            counter.inc(float(value))
+        for key, value in state.get("gauges", {}).items():
+            with self._lock:
+                gauge = self._gauges.setdefault(key, Gauge())
+            gauge.set(float(value))
+        for key, hstate in state.get("histograms", {}).items():
+            with self._lock:
+                hist = self._histograms.setdefault(key, Histogram())
+            hist.merge_state(hstate)
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            return not (self._counters or self._gauges or self._histograms)
+
     def reset(self) -> None:
         with self._lock:
             self._counters.clear()
@@ -196,3 +275,32 @@ _DEFAULT = MetricsRegistry()
 def default_registry() -> MetricsRegistry:
     """The process-wide registry used when a component is given none."""
     return _DEFAULT
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """Read a state file written by :func:`persist`; missing or corrupt gives ``{}``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def persist(registry: MetricsRegistry, path: Path) -> None:
+    """Merge ``registry`` into the state file at ``path`` (locked, atomic).
+
+    This is how metrics outlive one CLI run: each run folds its own
+    observations into ``<data>/metrics.json`` and ``magray status`` reads it.
+    """
+    from filelock import FileLock
+
+    from magray.common.fs import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=10):
+        merged = MetricsRegistry()
+        merged.merge_state(load_state(path))
+        merged.merge_state(registry.state())
+        state = merged.state()
+        state["updated_at"] = time.time()
+        atomic_write_text(path, json.dumps(state))

@@ -13,7 +13,7 @@ def collect_status(app: AppContext) -> dict[str, Any]:
     """Versions, paths, a settings summary and the metrics snapshot."""
     from magray.cli.commands.version import installed_versions
     from magray.common import paths
-    from magray.common.metrics import default_registry
+    from magray.common.metrics import MetricsRegistry, default_registry, load_state
 
     loaded = app.loaded
     s = loaded.settings
@@ -35,16 +35,38 @@ def collect_status(app: AppContext) -> dict[str, Any]:
             "llm.mode": "llm" if s.llm.model else "no-llm (rules and memory only)",
             "tools.workspace": [str(p) for p in s.tools.workspace] or ["(current directory)"],
         },
-        "metrics": default_registry().snapshot(),
+        "metrics": _all_metrics(MetricsRegistry, default_registry(), load_state),
+        "metrics_file": str(paths.data_dir() / "metrics.json"),
     }
 
 
+def _all_metrics(registry_cls: Any, current: Any, load_state: Any) -> dict[str, Any]:
+    """Metrics persisted by earlier runs merged with this process's own."""
+    from magray.common import paths
+
+    merged = registry_cls()
+    merged.merge_state(load_state(paths.data_dir() / "metrics.json"))
+    merged.merge_state(current.state())
+    snapshot: dict[str, Any] = merged.snapshot()
+    return snapshot
+
+
 @click.command()
+@click.option("--reset-metrics", is_flag=True, help="Forget metrics recorded by earlier runs.")
 @json_option
 @pass_app
-def status(app: AppContext) -> None:
-    """Show versions, paths, a settings summary and metrics of this process."""
+def status(app: AppContext, reset_metrics: bool) -> None:
+    """Show versions, paths, a settings summary and metrics of all runs.
+
+    Every magray run folds its metrics (LLM latency and errors per model,
+    search latency, cache hit rates, ...) into <data>/metrics.json.
+    """
     from magray.cli._output import emit_json, print_table
+
+    if reset_metrics:
+        from magray.common import paths
+
+        (paths.data_dir() / "metrics.json").unlink(missing_ok=True)
 
     data = collect_status(app)
     if app.json:
@@ -66,4 +88,4 @@ def status(app: AppContext) -> None:
     if rows:
         print_table(["metric", "value"], rows, title="metrics")
     else:
-        click.echo("metrics: none recorded in this process yet")
+        click.echo("metrics: none recorded yet")
