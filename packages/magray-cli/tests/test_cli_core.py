@@ -191,3 +191,15 @@ def test_metrics_persist_across_runs_and_show_in_status(magray_home: Path) -> No
     assert data["metrics"]["histograms"]["llm.latency_ms{model=m1}"]["count"] == 2
     data = json.loads(invoke("--json", "status", "--reset-metrics")[1])
     assert data["metrics"]["counters"] == {}
+
+
+def test_completion_scripts_complete_commands(run_magray) -> None:
+    markers = {"bash": "complete -o", "zsh": "compdef", "fish": "--command magray"}
+    for shell, marker in markers.items():
+        proc = run_magray("completion", shell)
+        assert proc.returncode == 0, proc.stderr
+        assert marker in proc.stdout
+    proc = run_magray(
+        env={"_MAGRAY_COMPLETE": "bash_complete", "COMP_WORDS": "magray con", "COMP_CWORD": "1"}
+    )
+    assert "config" in proc.stdout

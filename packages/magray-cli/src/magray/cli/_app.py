@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("magray.cli.commands.config:config", "Show, get and set settings."),
     "health": ("magray.cli.commands.health:health", "Run all health checks."),
     "status": ("magray.cli.commands.status:status", "Versions, paths, settings and metrics."),
+    "completion": ("magray.cli.commands.completion:completion", "Print a shell completion script."),
     "models": ("magray.cli.commands.models:models", "List, verify, import and quantize models."),
     "embed": ("magray.cli.commands.embed:embed", "Embed texts with the local ONNX model."),
     "gpu": ("magray.cli.commands.gpu:gpu", "GPU execution providers: info and benchmark."),
