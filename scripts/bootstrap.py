@@ -42,12 +42,15 @@ def main() -> int:
     subprocess.run([*pip, "install", "-q", "--upgrade", "pip>=24"], check=True)
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    members = config["tool"]["magray"]["workspace"]["members"]
+    workspace = config["tool"]["magray"]["workspace"]
+    members = workspace["members"]
     cmd = [*pip, "install", "-q"]
     for member in members:
-        extras = _extras(ROOT / member) if args.dev else ""
-        cmd += ["-e", f"{ROOT / member}{extras}"]
+        extras = _extras(ROOT / member, workspace.get("dev-extras", {}).get(member, []))
+        cmd += ["-e", f"{ROOT / member}{extras if args.dev else ''}"]
     if args.dev:
+        for example in workspace.get("examples", []):
+            cmd += ["-e", str(ROOT / example)]
         cmd += config["dependency-groups"]["dev"]
     print("installing", ", ".join(Path(m).name for m in members), "+ dev tools" if args.dev else "")
     subprocess.run(cmd, check=True)
@@ -55,10 +58,12 @@ def main() -> int:
     return 0
 
 
-def _extras(member: Path) -> str:
-    """The ``[test]`` extra of a member when it declares one (test-only deps)."""
+def _extras(member: Path, wanted: list[str]) -> str:
+    """``[a,b]``: the member's ``test`` extra if it declares one, plus ``wanted``."""
     project = tomllib.loads((member / "pyproject.toml").read_text()).get("project", {})
-    return "[test]" if "test" in project.get("optional-dependencies", {}) else ""
+    declared = project.get("optional-dependencies", {})
+    extras = [e for e in ("test", *wanted) if e in declared]
+    return f"[{','.join(extras)}]" if extras else ""
 
 
 if __name__ == "__main__":

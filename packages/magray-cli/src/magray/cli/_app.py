@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("magray.cli.commands.models:models", "List, verify, import and quantize models."),
     "embed": ("magray.cli.commands.embed:embed", "Embed texts with the local ONNX model."),
     "gpu": ("magray.cli.commands.gpu:gpu", "GPU execution providers: info and benchmark."),
+    "tools": ("magray.cli.commands.tools:tools", "List, describe and run sandboxed tools."),
 }
 
 

@@ -1,12 +1,27 @@
-"""``[tools]`` section: the tool sandbox."""
+"""``[tools]`` section: the tool sandbox (see docs/tools.md for the policy format)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ToolsSettings"]
+__all__ = ["ToolRuleSettings", "ToolsSettings"]
+
+
+class ToolRuleSettings(BaseModel):
+    """One allow/deny/ask rule. Rules are checked in order; the last match wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = Field(default="*", description="Tool name or glob ('file_*', '*').")
+    action: Literal["allow", "deny", "ask"] = Field(description="What to do on a match.")
+    args: dict[str, str] = Field(
+        default_factory=dict,
+        description="Argument name -> glob the argument's value must match (all must match).",
+    )
+    reason: str | None = Field(default=None, description="Shown when the rule denies or asks.")
 
 
 class ToolsSettings(BaseModel):
@@ -19,11 +34,36 @@ class ToolsSettings(BaseModel):
     )
     read_only: list[Path] = Field(default_factory=list, description="Extra roots tools may read.")
     policy_file: Path | None = Field(default=None, description="TOML file of allow/deny/ask rules.")
+    rules: list[ToolRuleSettings] = Field(
+        default_factory=list,
+        description="allow/deny/ask rules (checked before the policy file's; last match wins).",
+    )
+    disabled: list[str] = Field(
+        default_factory=list, description="Tool names (or globs) that are not offered at all."
+    )
     timeout: float = Field(default=30.0, gt=0, description="Seconds per tool call.")
     max_output_bytes: int = Field(default=64_000, ge=1024)
     allow_shell: bool = Field(default=False, description="Let the shell tool use a real shell.")
     network_allowlist: list[str] = Field(
-        default_factory=list, description="Hosts web tools may reach ('*' = any public host)."
+        default_factory=list,
+        description="Hosts web tools may reach without asking ('*' = any public host, "
+        "'*.example.org' = subdomains).",
+    )
+    allow_private_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs web tools may reach although private/loopback/link-local "
+        "(e.g. '127.0.0.1/32'); empty = none.",
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="Extra CA certificates (PEM) web tools trust besides certifi's bundle.",
+    )
+    env_passthrough: list[str] = Field(
+        default_factory=list,
+        description="Env vars kept for child processes although they look like secrets.",
+    )
+    search_provider: str = Field(
+        default="duckduckgo", description="Web search provider (entry-point name)."
     )
     assume_yes: bool = Field(default=False, description="Approve 'ask' rules without prompting.")
     bwrap: bool = Field(default=False, description="Run shell commands inside bubblewrap.")

@@ -1,0 +1,451 @@
+"""The sandbox policy: one object that every tool call is checked against.
+
+A :class:`Policy` holds the read and write roots, the allow/deny/ask rules,
+the network allowlist, private networks that are allowed anyway, the per-call
+timeout and output cap, and the list of env vars that may pass to children.
+Build it with :meth:`Policy.from_settings` (settings plus an optional TOML
+policy file) or directly in tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from magray.common.errors import ConfigError
+from magray.tools._model import Action
+from magray.tools.errors import PolicyDeniedError
+
+if TYPE_CHECKING:
+    from magray.common.settings import ToolsSettings
+
+__all__ = ["IPNetwork", "Policy", "Rule", "is_secret_env", "load_policy_file"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Directory names inside a write root that tools never write into: a write to
+# .git/hooks or .git/config would run code on the next git command.
+PROTECTED_DIRS = frozenset({".git"})
+
+# Cloud metadata endpoints: blocked even when their network is allowed.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254")
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One allow/deny/ask rule: a tool-name glob plus argument globs.
+
+    Attributes:
+        tool: Glob on the tool name (``"*"`` matches every tool).
+        action: What a match means.
+        args: Argument name -> glob on its value; every one must match.
+        reason: Shown to the user when the rule denies or asks.
+        source: Where the rule came from (``"settings"`` or the policy file path).
+    """
+
+    tool: str
+    action: Action
+    args: Mapping[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    source: str = "settings"
+
+    def matches(self, tool: str, values: Mapping[str, Sequence[str]]) -> bool:
+        """``values`` maps each argument name to the string forms it can be matched in."""
+        if not fnmatchcase(tool, self.tool):
+            return False
+        for key, pattern in self.args.items():
+            forms = values.get(key)
+            if not forms or not any(fnmatchcase(form, pattern) for form in forms):
+                return False
+        return True
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        where = f"{self.tool}({args})" if args else self.tool
+        return f"rule {self.action.value} {where} from {self.source}"
+
+
+class _RuleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = "*"
+    action: Literal["allow", "deny", "ask"]
+    args: dict[str, str] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class _PolicyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    read_only: list[Path] = Field(default_factory=list)
+    network_allowlist: list[str] = Field(default_factory=list)
+    allow_private_networks: list[str] = Field(default_factory=list)
+    env_passthrough: list[str] = Field(default_factory=list)
+    rules: list[_RuleModel] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _FileData:
+    read_only: list[Path]
+    network_allowlist: list[str]
+    allow_private_networks: list[str]
+    env_passthrough: list[str]
+    rules: list[Rule]
+
+
+def load_policy_file(path: Path) -> _FileData:
+    """Parse a TOML policy file (format in docs/tools.md).
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not TOML or has unknown keys.
+    """
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"policy file {path} does not exist",
+            hint="create it (see docs/tools.md) or unset tools.policy_file",
+            code="config.policy",
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read policy file {path}: {exc}",
+            hint="fix the TOML syntax; docs/tools.md shows the format",
+            code="config.policy",
+        ) from exc
+    try:
+        parsed = _PolicyFile.model_validate(raw)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"invalid policy file {path}: {where}: {first['msg']}",
+            hint="allowed keys: read_only, network_allowlist, allow_private_networks, "
+            "env_passthrough, [[rules]] with tool/action/args/reason",
+            code="config.policy",
+        ) from None
+    base = Path(path).parent
+    return _FileData(
+        read_only=[_relative_to(base, p) for p in parsed.read_only],
+        network_allowlist=parsed.network_allowlist,
+        allow_private_networks=parsed.allow_private_networks,
+        env_passthrough=parsed.env_passthrough,
+        rules=[
+            Rule(r.tool, Action(r.action), dict(r.args), r.reason, source=str(path))
+            for r in parsed.rules
+        ],
+    )
+
+
+def _relative_to(base: Path, path: Path) -> Path:
+    expanded = Path(os.path.expanduser(path))
+    return expanded if expanded.is_absolute() else base / expanded
+
+
+def _networks(values: Iterable[str], source: str) -> tuple[IPNetwork, ...]:
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{source}: {value!r} is not an IP network",
+                hint="write CIDRs such as '127.0.0.1/32' or '10.0.0.0/8'",
+                code="config.policy",
+            ) from None
+    return tuple(out)
+
+
+def _resolve_root(path: Path) -> Path:
+    return Path(os.path.expanduser(path)).resolve()
+
+
+# Env var names (split on '_') containing one of these words are treated as secrets.
+_SECRET_WORDS = frozenset(
+    {
+        "KEY", "APIKEY", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PASS",
+        "PASSPHRASE", "CREDENTIAL", "CREDENTIALS", "AUTH", "COOKIE", "PRIVATE",
+        "DSN", "PAT", "SIGNATURE", "BEARER", "JWT",
+    }
+)  # fmt: skip
+_SECRET_SUFFIXES = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD")
+_SECRET_VALUE = re.compile(
+    r"^(sk-|sk_live_|rk_live_|ghp_|gho_|ghs_|ghu_|github_pat_|glpat-|xox[abprs]-|AKIA[0-9A-Z]{12}"
+    r"|AIza[0-9A-Za-z_-]{20}|hf_[A-Za-z0-9]{20}|eyJ[A-Za-z0-9_-]{10,}\.)"
+    r"|://[^/\s:@]+:[^/\s@]+@"  # credentials inside a URL
+)
+
+
+def is_secret_env(name: str, value: str) -> bool:
+    """Whether an env var looks like it holds a key, token or password."""
+    upper = name.upper()
+    if upper in {"PWD", "OLDPWD"}:
+        return False
+    words = set(re.split(r"[_\W]+", upper))
+    if words & _SECRET_WORDS or upper.endswith(_SECRET_SUFFIXES):
+        return True
+    return bool(_SECRET_VALUE.search(value))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What tools may touch. Immutable; build a new one to change it.
+
+    Attributes:
+        write_roots: Directories tools may write in (and read).
+        read_roots: Extra directories tools may only read.
+        rules: allow/deny/ask rules, checked in order, last match wins.
+        network_allowlist: Hosts reachable without asking (``"*"``, ``"*.x.org"``, ``"x.org"``).
+        allow_private_networks: Non-public networks web tools may reach anyway.
+        timeout: Seconds per call.
+        max_output_bytes: Cap on a result's content and captured output.
+        allow_shell: Whether the shell tool may run commands through ``/bin/sh -c``.
+        bwrap: Whether the shell tool runs commands inside bubblewrap.
+        assume_yes: Approve ``ask`` verdicts without the confirmation callback.
+        disabled: Tool names (globs) that are not offered.
+        env_passthrough: Env var names kept for children although they look secret.
+        search_provider: Entry-point name of the web search provider.
+        ca_bundle: Extra PEM CA certificates web tools trust (besides the system store).
+    """
+
+    write_roots: tuple[Path, ...]
+    read_roots: tuple[Path, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    network_allowlist: tuple[str, ...] = ()
+    allow_private_networks: tuple[IPNetwork, ...] = ()
+    timeout: float = 30.0
+    max_output_bytes: int = 64_000
+    allow_shell: bool = False
+    bwrap: bool = False
+    assume_yes: bool = False
+    disabled: tuple[str, ...] = ()
+    env_passthrough: tuple[str, ...] = ()
+    search_provider: str = "duckduckgo"
+    ca_bundle: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.write_roots:
+            raise ConfigError("a policy needs at least one workspace root", code="config.policy")
+        object.__setattr__(self, "write_roots", tuple(_resolve_root(p) for p in self.write_roots))
+        object.__setattr__(self, "read_roots", tuple(_resolve_root(p) for p in self.read_roots))
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def for_workspace(cls, root: Path, **options: Any) -> Policy:
+        """A policy whose only root is ``root`` (handy in scripts and tests)."""
+        nets = options.pop("allow_private_networks", ())
+        return cls(
+            write_roots=(Path(root),),
+            allow_private_networks=_networks(nets, "allow_private_networks"),
+            **options,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ToolsSettings,
+        *,
+        cwd: Path | None = None,
+        assume_yes: bool | None = None,
+    ) -> Policy:
+        """Build the policy from the ``[tools]`` settings and its policy file.
+
+        Rules from settings come first, then the policy file's, so the file's
+        rules win where both match (last match wins).
+        """
+        roots = list(settings.workspace) or [cwd or Path.cwd()]
+        read_only = list(settings.read_only)
+        allow = list(settings.network_allowlist)
+        private = list(settings.allow_private_networks)
+        passthrough = list(settings.env_passthrough)
+        rules = [
+            Rule(r.tool, Action(r.action), dict(r.args), r.reason, source="settings")
+            for r in settings.rules
+        ]
+        if settings.policy_file is not None:
+            data = load_policy_file(Path(os.path.expanduser(settings.policy_file)))
+            read_only += data.read_only
+            allow += data.network_allowlist
+            private += data.allow_private_networks
+            passthrough += data.env_passthrough
+            rules += data.rules
+        return cls(
+            write_roots=tuple(roots),
+            read_roots=tuple(read_only),
+            rules=tuple(rules),
+            network_allowlist=tuple(allow),
+            allow_private_networks=_networks(private, "tools.allow_private_networks"),
+            timeout=settings.timeout,
+            max_output_bytes=settings.max_output_bytes,
+            allow_shell=settings.allow_shell,
+            bwrap=settings.bwrap,
+            assume_yes=settings.assume_yes if assume_yes is None else assume_yes,
+            disabled=tuple(settings.disabled),
+            env_passthrough=tuple(passthrough),
+            search_provider=settings.search_provider,
+            ca_bundle=(
+                Path(os.path.expanduser(settings.ca_bundle)) if settings.ca_bundle else None
+            ),
+        )
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def primary_root(self) -> Path:
+        """The first write root: where relative paths start."""
+        return self.write_roots[0]
+
+    @property
+    def all_read_roots(self) -> tuple[Path, ...]:
+        return self.write_roots + self.read_roots
+
+    def resolve(self, raw: str | os.PathLike[str], *, cwd: Path | None = None) -> Path:
+        """Absolute path with ``~``, ``..`` and every existing symlink resolved.
+
+        Raises:
+            PolicyDeniedError: The path is empty, has a NUL byte or cannot be resolved.
+        """
+        text = os.fspath(raw)
+        if "\x00" in text:
+            raise PolicyDeniedError(
+                "path contains a NUL byte", hint="pass a plain path", details={"path": text}
+            )
+        if not text.strip():
+            raise PolicyDeniedError("path is empty", hint="pass a path inside the workspace")
+        path = Path(os.path.expanduser(text))
+        if not path.is_absolute():
+            path = (cwd or self.primary_root) / path
+        try:
+            return path.resolve(strict=False)
+        except (OSError, RuntimeError) as exc:  # symlink loops raise RuntimeError on 3.11
+            raise PolicyDeniedError(
+                f"cannot resolve path {text!r}: {exc}",
+                hint="symlink loops and unreadable parents are refused",
+                details={"path": text},
+            ) from None
+
+    def check_read(self, raw: str | os.PathLike[str], *, cwd: Path | None = None) -> Path:
+        """The resolved path if it lies inside a read or write root.
+
+        Raises:
+            PolicyDeniedError: It does not (after resolving symlinks and ``..``).
+        """
+        path = self.resolve(raw, cwd=cwd)
+        if any(path.is_relative_to(root) for root in self.all_read_roots):
+            return path
+        raise PolicyDeniedError(
+            f"{os.fspath(raw)!r} resolves to {path}, outside the readable roots",
+            hint=f"roots: {', '.join(map(str, self.all_read_roots))}; "
+            "add one with tools.workspace or tools.read_only",
+            details={"path": str(path)},
+        )
+
+    def check_write(self, raw: str | os.PathLike[str], *, cwd: Path | None = None) -> Path:
+        """The resolved path if it lies inside a write root and outside protected dirs.
+
+        Raises:
+            PolicyDeniedError: It does not.
+        """
+        path = self.resolve(raw, cwd=cwd)
+        for root in self.write_roots:
+            if path.is_relative_to(root):
+                inside = path.relative_to(root).parts
+                hit = next((p for p in inside if p in PROTECTED_DIRS), None)
+                if hit is not None:
+                    raise PolicyDeniedError(
+                        f"{os.fspath(raw)!r} is inside a protected {hit} directory",
+                        hint="use the git tools to change repository state",
+                        details={"path": str(path)},
+                    )
+                return path
+        raise PolicyDeniedError(
+            f"{os.fspath(raw)!r} resolves to {path}, outside the writable roots",
+            hint=f"writable roots: {', '.join(map(str, self.write_roots))}; "
+            "add one with tools.workspace",
+            details={"path": str(path)},
+        )
+
+    # ------------------------------------------------------------------ rules
+    def match_rule(self, tool: str, values: Mapping[str, Sequence[str]]) -> Rule | None:
+        """The last rule matching ``tool`` and the argument ``values``, if any."""
+        found = None
+        for rule in self.rules:
+            if rule.matches(tool, values):
+                found = rule
+        return found
+
+    def is_disabled(self, tool: str) -> bool:
+        return any(fnmatchcase(tool, pattern) for pattern in self.disabled)
+
+    # ------------------------------------------------------------------ network
+    def host_allowed(self, host: str) -> bool:
+        """Whether ``host`` is on the allowlist (so reaching it needs no confirmation)."""
+        host = host.lower().rstrip(".")
+        for raw in self.network_allowlist:
+            entry = raw.lower().rstrip(".")
+            if entry in {"*", host}:
+                return True
+            if entry.startswith("*.") and host.endswith(entry[1:]):
+                return True
+        return False
+
+    def address_allowed(self, address: IPAddress) -> tuple[bool, str]:
+        """``(allowed, reason)`` for one resolved address (the SSRF check)."""
+        candidates: list[IPAddress] = [address]
+        if isinstance(address, ipaddress.IPv6Address):
+            for embedded in (address.ipv4_mapped, address.sixtofour):
+                if embedded is not None:
+                    candidates.append(embedded)
+            if address.teredo is not None:
+                candidates.extend(address.teredo)
+        for ip in candidates:
+            if ip in METADATA_ADDRESSES:
+                return False, f"{address} is a cloud metadata address"
+        if any(ip in net for net in self.allow_private_networks for ip in [address]):
+            return True, "explicitly allowed network"
+        for ip in reversed(candidates):  # an embedded IPv4 address names the real target
+            if not ip.is_global or ip.is_multicast:
+                kind = _address_kind(ip)
+                article = "an" if kind[0] in "aeiou" else "a"
+                via = f" (embedding {ip})" if ip != address else ""
+                return False, f"{address}{via} is {article} {kind} address"
+        return True, "public address"
+
+    # ------------------------------------------------------------------ environment
+    def child_env(
+        self, base: Mapping[str, str] | None = None, *, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """``base`` (default ``os.environ``) without secret-looking vars, plus ``extra``."""
+        source = os.environ if base is None else base
+        keep = set(self.env_passthrough)
+        env = {k: v for k, v in source.items() if k in keep or not is_secret_env(k, v)}
+        env.update(extra or {})
+        return env
+
+
+def _address_kind(ip: IPAddress) -> str:
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved:
+        return "reserved"
+    return "non-public"
