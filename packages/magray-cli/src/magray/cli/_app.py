@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("magray.cli.commands.embed:embed", "Embed texts with the local ONNX model."),
     "gpu": ("magray.cli.commands.gpu:gpu", "GPU execution providers: info and benchmark."),
     "tools": ("magray.cli.commands.tools:tools", "List, describe and run sandboxed tools."),
+    "todo": ("magray.cli.commands.todo:todo", "Task DAG: add, list, run and track tasks."),
 }
 
 

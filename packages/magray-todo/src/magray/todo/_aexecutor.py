@@ -1,0 +1,196 @@
+"""The asyncio executor: the same rules as :class:`Executor`, on an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from magray.todo._attempt import Attempt, _current
+from magray.todo._events import RunReport, Subscriber
+from magray.todo._model import Task
+from magray.todo._run import Backoff, Outcome, RunCore
+from magray.todo.errors import TodoInputError
+
+if TYPE_CHECKING:
+    from magray.common.metrics import MetricsRegistry
+    from magray.todo._store import TodoStore
+
+__all__ = ["AsyncExecutor", "AsyncRunner"]
+
+#: ``async def runner(task) -> result``, or a plain function (run in a thread).
+AsyncRunner = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
+
+_DEFAULT: Any = object()
+
+
+class AsyncExecutor:
+    """Runs ready tasks concurrently as asyncio tasks.
+
+    Same arguments and guarantees as :class:`~magray.todo.Executor`. An
+    ``async`` runner is cancelled for real when its attempt times out; a
+    plain function runs in a worker thread (``asyncio.to_thread``), which,
+    like any Python thread, cannot be killed: its late result is dropped.
+    Database calls are short and made on the loop's thread.
+
+    Example::
+
+        async def runner(task):
+            await asyncio.sleep(0)
+            return task.title
+
+        report = await AsyncExecutor(store, runner, max_workers=8).run()
+    """
+
+    def __init__(
+        self,
+        store: TodoStore,
+        runner: AsyncRunner,
+        *,
+        max_workers: int | None = None,
+        default_timeout: float | None = _DEFAULT,
+        backoff: Backoff | None = None,
+        with_action: bool = False,
+        clock: Callable[[], float] | None = None,
+        metrics: MetricsRegistry | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        settings = store.settings
+        self.store = store
+        self.runner = runner
+        self.max_workers = settings.max_workers if max_workers is None else int(max_workers)
+        if self.max_workers < 1:
+            raise TodoInputError("max_workers must be at least 1")
+        self.default_timeout = (
+            settings.default_timeout if default_timeout is _DEFAULT else default_timeout
+        )
+        self.backoff = backoff or Backoff(
+            base=settings.retry_backoff, maximum=settings.retry_backoff_max
+        )
+        self.with_action = with_action
+        self.clock = clock or store.clock
+        self.metrics = metrics
+        self._sleep = sleep
+        self._stopping = False
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every progress event (on the loop's thread)."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def stop(self) -> None:
+        """Claim nothing more; attempts in flight finish (up to their timeouts), then return.
+
+        Safe to call from a runner, a subscriber or another thread.
+        Cancelling the coroutine (Ctrl-C) instead cancels attempts in flight
+        and resets their tasks as after a crash.
+        """
+        self._stopping = True
+        event, loop = self._wake, self._loop
+        if event is not None and loop is not None:
+            loop.call_soon_threadsafe(event.set)
+
+    async def run(self, *, tasks: Iterable[int] | None = None) -> RunReport:
+        """Run until nothing in scope is ready, running or waiting for a retry."""
+        self._stopping = False
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        core = RunCore(
+            self.store,
+            targets=tasks,
+            with_action=self.with_action,
+            backoff=self.backoff,
+            default_timeout=self.default_timeout,
+            clock=self.clock,
+            subscribers=list(self._subscribers),
+            metrics=self.metrics,
+        )
+        core.begin()
+        flights: dict[asyncio.Task[Outcome], Task] = {}
+        stopped = False
+        interrupted = True  # until the loop ends normally
+        try:
+            while True:
+                stopping = self._stopping
+                if not stopping:
+                    for task in core.claim(self.max_workers - len(flights)):
+                        flights[asyncio.create_task(self._attempt(task, core))] = task
+                if not flights:
+                    if stopping:
+                        stopped = True
+                        break
+                    retry_at = core.next_retry_at()
+                    if retry_at is None:
+                        break
+                    await self._wait(max(0.0, retry_at - self.clock()))
+                    continue
+                timeout = None
+                if len(flights) < self.max_workers and not stopping:
+                    retry_at = core.next_retry_at()
+                    if retry_at is not None:
+                        timeout = max(0.0, retry_at - self.clock())
+                done, _ = await asyncio.wait(
+                    flights, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                outcomes = []
+                for finished in done:
+                    del flights[finished]
+                    outcomes.append(finished.result())
+                core.finish(outcomes)
+            interrupted = False
+        finally:
+            if interrupted:
+                for pending in flights:
+                    pending.cancel()
+                if flights:
+                    await asyncio.gather(*flights, return_exceptions=True)
+            report = core.end(stopped=stopped or interrupted, interrupted=interrupted)
+            self._wake = self._loop = None
+        return report
+
+    async def _wait(self, seconds: float) -> None:
+        """Wait for a retry to come due; :meth:`stop` cuts the wait short."""
+        if self._sleep is not None:
+            await self._sleep(seconds)
+            return
+        wake = self._wake
+        if wake is None:  # pragma: no cover - only called inside run()
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+
+    async def _attempt(self, task: Task, core: RunCore) -> Outcome:
+        timeout = core.timeout_of(task)
+        start = time.perf_counter()
+        attempt = Attempt(task)
+        _current.set(attempt)  # this asyncio task's own context; to_thread copies it
+        try:
+            if _is_async(self.runner):
+                call: Awaitable[Any] = self.runner(task)
+            else:
+                call = asyncio.to_thread(self.runner, task)
+            value = await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            if timeout is None:
+                return Outcome(task, False, TimeoutError(), duration=time.perf_counter() - start)
+            attempt.cancel(f"timed out after {timeout:g}s")  # reaches a runner in a thread
+            return Outcome(task, False, timeout, timed_out=True, duration=timeout)
+        except asyncio.CancelledError:
+            attempt.cancel("the run was interrupted")
+            raise
+        except Exception as exc:
+            return Outcome(task, False, exc, duration=time.perf_counter() - start)
+        return Outcome(task, True, value, duration=time.perf_counter() - start)
+
+
+def _is_async(runner: Any) -> bool:
+    return inspect.iscoroutinefunction(runner) or inspect.iscoroutinefunction(
+        getattr(runner, "__call__", None)  # noqa: B004 - an object with async __call__
+    )
