@@ -65,7 +65,7 @@ def main() -> int:
                 [py, "-c", f"import {module}; print({module}.__version__)"],
             ]
             if args.tests:
-                steps.append([py, "-m", "pip", "install", "-q", "pytest", "hypothesis"])
+                steps.append([py, "-m", "pip", "install", "-q", "pytest", "pytest-timeout", "hypothesis"])
                 steps.append(
                     [
                         py,
