@@ -65,7 +65,8 @@ def main() -> int:
                 [py, "-c", f"import {module}; print({module}.__version__)"],
             ]
             if args.tests:
-                steps.append([py, "-m", "pip", "install", "-q", "pytest", "pytest-timeout", "hypothesis"])
+                test_deps = ["pytest", "pytest-timeout", "hypothesis"]
+                steps.append([py, "-m", "pip", "install", "-q", *test_deps])
                 steps.append(
                     [
                         py,
