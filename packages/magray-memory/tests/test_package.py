@@ -1,10 +1,16 @@
-"""The package installs, imports and exports what it promises."""
+"""The package installs, imports and exports what it promises; the README example runs."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import re
+from pathlib import Path
+
+import pytest
 
 import magray.memory
+
+README = Path(__file__).parents[1] / "README.md"
 
 
 def test_version_matches_distribution() -> None:
@@ -14,3 +20,37 @@ def test_version_matches_distribution() -> None:
 def test_all_names_exist() -> None:
     for name in magray.memory.__all__:
         assert hasattr(magray.memory, name), name
+
+
+def test_exported_members() -> None:
+    assert set(magray.memory.__all__) == {
+        "__version__", "MemoryStore", "Layer", "Hit", "Record", "Embedder", "Reranker",
+        "load_embedder", "load_reranker", "Explanation", "PromotionPolicy", "EmbeddingCache",
+        "split_passages", "text_hash", "DuplicateIdError", "ModelMismatchError",
+        "RecordNotFoundError", "StoreCorruptError",
+    }  # fmt: skip
+
+
+def test_import_does_not_load_faiss() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, magray.memory; print('faiss' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_readme_vectors_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    exec(compile(first, str(README), "exec"), {})
+    assert (tmp_path / "my-memory" / "memory.db").exists()
+
+
+def test_health_checks_are_registered_as_entry_point() -> None:
+    from magray.common.health import HealthRegistry
+
+    (ep,) = importlib.metadata.entry_points(group="magray.health", name="memory")
+    registry = HealthRegistry()
+    ep.load()(registry, None)
+    assert {"memory.embedder", "memory.store"} <= set(registry.names())

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gpu": ("magray.cli.commands.gpu:gpu", "GPU execution providers: info and benchmark."),
     "tools": ("magray.cli.commands.tools:tools", "List, describe and run sandboxed tools."),
     "todo": ("magray.cli.commands.todo:todo", "Task DAG: add, list, run and track tasks."),
+    "memory": ("magray.cli.commands.memory:memory", "Store, search and manage memories."),
 }
 
 

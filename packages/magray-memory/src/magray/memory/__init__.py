@@ -1,13 +1,58 @@
-"""magray-memory.
+"""magray-memory: an embedded three-layer vector store.
 
-magray's embedded vector store: three memory layers with TTL and promotion, SQLite source of
-truth, faiss HNSW search.
+SQLite (WAL) is the source of truth; faiss (exact flat or HNSW per layer) is a
+derived index, saved atomically and rebuilt or caught up from SQLite on open.
+
+::
+
+    from magray.memory import MemoryStore
+
+    with MemoryStore.open("./mem", embedder=None, dim=3) as store:
+        store.add(["hello"], vectors=[[1, 0, 0]], metadata=[{"project": "x"}])
+        store.search([1, 0, 0], k=1, where={"project": "x"})
 """
 
 from __future__ import annotations
 
 from importlib.metadata import version as _version
 
+from magray.memory._cache import EmbeddingCache, text_hash
+from magray.memory._chunk import split_passages
+from magray.memory._plugins import load_embedder, load_reranker
+from magray.memory._scoring import Explanation, PromotionPolicy
+from magray.memory._store import MemoryStore
+from magray.memory._types import Embedder, Hit, Layer, Record, Reranker
+from magray.memory.errors import (
+    DuplicateIdError,
+    ModelMismatchError,
+    RecordNotFoundError,
+    StoreCorruptError,
+)
+
 __version__ = _version("magray-memory")
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    # the store
+    "MemoryStore",
+    "Layer",
+    "Hit",
+    "Record",
+    # plugins
+    "Embedder",
+    "Reranker",
+    "load_embedder",
+    "load_reranker",
+    # promotion
+    "Explanation",
+    "PromotionPolicy",
+    # helpers
+    "EmbeddingCache",
+    "split_passages",
+    "text_hash",
+    # errors
+    "DuplicateIdError",
+    "ModelMismatchError",
+    "RecordNotFoundError",
+    "StoreCorruptError",
+]

@@ -31,11 +31,47 @@ class MemorySettings(BaseModel):
     ttl_insights_days: float = Field(default=90.0, gt=0)
     dedupe: bool = Field(default=True, description="Skip identical text within a layer.")
     flat_threshold: int = Field(
-        default=20_000, ge=0, description="Below this many vectors a layer uses exact search."
+        default=5_000,
+        ge=0,
+        description="Up to this many vectors a layer uses exact flat search, above it HNSW "
+        "(measured crossover: docs/benchmarks.md).",
     )
     hnsw_m: int = Field(default=32, ge=4, le=256)
     hnsw_ef_construction: int = Field(default=200, ge=8)
     hnsw_ef_search: int = Field(default=64, ge=1)
+    tombstone_ratio: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Compact a layer's index when this share of its vectors is deleted.",
+    )
+    exact_filter_limit: int = Field(
+        default=5_000,
+        ge=0,
+        description="Filtered searches matching at most this many records are exact (brute "
+        "force); more go through HNSW with a selector.",
+    )
+    index_autosave_changes: int = Field(
+        default=50_000,
+        ge=1,
+        description="Save the index after this many unsaved changes (it is also saved on close).",
+    )
+    promote_insights_score: float = Field(
+        default=0.55, ge=0, le=1, description="Score at which interact records move to insights."
+    )
+    promote_assets_score: float = Field(
+        default=0.8, ge=0, le=1, description="Score at which insights records move to assets."
+    )
+    rerank_candidates: int = Field(
+        default=4, ge=1, le=100, description="rerank=True fetches k x this many candidates."
+    )
+    cache_entries: int = Field(default=10_000, ge=0, description="Embedding LRU cache entries.")
+    cache_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="Embedding LRU cache size limit in bytes."
+    )
+    cache_persist: bool = Field(
+        default=False, description="Also keep embeddings of added texts in the store's SQLite."
+    )
 
     @field_validator("backend")
     @classmethod

@@ -1,0 +1,63 @@
+"""magray-memory's health checks (entry-point group ``magray.health``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from magray.common.health import HealthRegistry, HealthResult
+
+__all__ = ["register"]
+
+
+def _store_path(settings: Any) -> Path:
+    from magray.common import paths
+
+    configured = getattr(getattr(settings, "memory", None), "path", None)
+    return Path(configured) if configured else paths.data_dir() / "memory"
+
+
+def register(registry: HealthRegistry, settings: Any) -> None:
+    """Add ``memory.embedder`` and ``memory.store``."""
+    registry.register("memory.embedder", lambda: _embedder(settings))
+    registry.register("memory.store", lambda: _store(settings), timeout=120.0)
+
+
+def _embedder(settings: Any) -> HealthResult:
+    from magray.memory._plugins import EMBEDDERS_GROUP, installed
+
+    name = getattr(getattr(settings, "memory", None), "embedder", "default")
+    names = installed(EMBEDDERS_GROUP)
+    if name in names:
+        return HealthResult.ok(f"embedder {name!r} is installed", installed=names)
+    return HealthResult.degraded(
+        f"no embedder {name!r} installed: text memories need vectors from the caller",
+        hint='pip install "magray-memory[ai]"',
+        installed=names,
+    )
+
+
+def _store(settings: Any) -> HealthResult:
+    """Open the store without an embedder and compare the index with SQLite."""
+    from magray.common.errors import MagrayError
+    from magray.memory._store import MemoryStore
+
+    path = _store_path(settings)
+    if not (path / "memory.db").exists():
+        return HealthResult.ok("no memory store yet", path=str(path))
+    try:
+        with MemoryStore.open(path, embedder=None) as store:
+            status = store.stats()["index_status"]
+            check = store.consistency()
+            pinned = store.pinned
+    except MagrayError as exc:
+        return HealthResult.failed(exc.message, path=str(path), hint=exc.hint)
+    bad = [layer for layer, c in check.items() if not c["ok"]]
+    details = {"path": str(path), "model_id": pinned[0], "dim": pinned[1], "layers": check}
+    if bad:
+        return HealthResult.failed(f"index disagrees with SQLite in {', '.join(bad)}", **details)
+    if status.get("index") == "rebuilt":
+        return HealthResult.degraded(
+            f"index was rebuilt from SQLite on open ({status.get('reason')})", **details
+        )
+    return HealthResult.ok("index consistent with SQLite", **details)

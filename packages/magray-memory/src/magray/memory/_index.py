@@ -1,0 +1,443 @@
+"""The derived vector index: one faiss index per layer, saved atomically.
+
+A :class:`LayerIndex` keeps a faiss ``IndexFlatIP`` (exact) or
+``IndexHNSWFlat`` (approximate) over L2-normalised vectors, plus the mapping
+from faiss positions to record labels and an ``alive`` mask. Deletes are
+tombstones (``IndexHNSWFlat`` cannot remove vectors): dead positions are
+excluded inside the search through a faiss ``IDSelectorBitmap``, and the layer
+is compacted when the dead share passes a ratio.
+
+Filtered searches receive the matching labels: if they are few (at most
+``exact_limit``) or the layer is flat, the exact top-k among them is computed
+directly; otherwise HNSW searches with a bitmap selector of exactly those
+positions, so no result outside the filter can appear.
+
+:class:`IndexFiles` saves all layers under ``<store>/index/``: each layer's
+files carry a generation number, and ``manifest.json`` (written last,
+atomically) names the generation together with the change-log watermark, the
+model id, the dimension and the index epoch. A crash at any point leaves either
+the old or the new manifest, each pointing at complete files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magray.common.fs import atomic_write_text, atomic_writer
+
+__all__ = ["HNSWParams", "IndexFiles", "IndexLoadError", "LayerIndex"]
+
+FLAT = "flat"
+HNSW = "hnsw"
+MANIFEST_FORMAT = 1
+
+
+class IndexLoadError(Exception):
+    """The saved index is missing, stale or corrupt (internal: triggers a rebuild)."""
+
+
+@dataclass(frozen=True)
+class HNSWParams:
+    """HNSW construction and search parameters."""
+
+    m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 64
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+class LayerIndex:
+    """The vectors of one layer, addressed by record label.
+
+    Args:
+        dim: Vector dimension.
+        kind: ``"flat"`` or ``"hnsw"``.
+        params: HNSW parameters (used when ``kind == "hnsw"``).
+    """
+
+    def __init__(self, dim: int, *, kind: str = FLAT, params: HNSWParams | None = None) -> None:
+        self.dim = dim
+        self.kind = kind
+        self.params = params or HNSWParams()
+        self.index = self._new_index(kind)
+        self._labels = np.empty(0, dtype=np.int64)
+        self._alive = np.empty(0, dtype=bool)
+        self.n = 0
+        self.dead = 0
+        self.pos_of: dict[int, int] = {}
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._dupes = False
+        self._dead_set: set[int] = set()
+        self._plain_params: dict[int, Any] = {}
+
+    # ------------------------------------------------------------ construction
+    def _new_index(self, kind: str) -> Any:
+        faiss = _faiss()
+        if kind == FLAT:
+            return faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexHNSWFlat(self.dim, self.params.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.params.ef_construction
+        index.hnsw.efSearch = self.params.ef_search
+        return index
+
+    @classmethod
+    def build(
+        cls,
+        dim: int,
+        labels: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        kind: str,
+        params: HNSWParams | None = None,
+    ) -> LayerIndex:
+        """A fresh index holding ``vectors`` under ``labels``."""
+        layer = cls(dim, kind=kind, params=params)
+        layer.add(labels, vectors)
+        return layer
+
+    @property
+    def live(self) -> int:
+        return self.n - self.dead
+
+    def labels(self) -> np.ndarray:
+        """Labels of the live vectors."""
+        return self._labels[: self.n][self._alive[: self.n]]
+
+    def vectors(self) -> np.ndarray:
+        """A read-only view of all stored vectors (dead ones included), shape ``(n, dim)``."""
+        faiss = _faiss()
+        if self.n == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        flat = self.index if self.kind == FLAT else faiss.downcast_index(self.index.storage)
+        view: np.ndarray = faiss.rev_swig_ptr(flat.get_xb(), self.n * self.dim)
+        return view.reshape(self.n, self.dim)
+
+    def live_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions, labels, vectors) of the live entries, vectors copied."""
+        positions = np.flatnonzero(self._alive[: self.n])
+        return positions, self._labels[positions].copy(), np.array(self.vectors()[positions])
+
+    # ------------------------------------------------------------ mutation
+    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Append vectors; a label already present is tombstoned first."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) == 0:
+            return
+        present = [int(lb) for lb in labels if int(lb) in self.pos_of]
+        if present:
+            self.remove(present)
+        if self._dead_set and not self._dupes:
+            self._dupes = any(int(lb) in self._dead_set for lb in labels)
+        need = self.n + len(labels)
+        if need > len(self._labels):
+            cap = max(need, 2 * len(self._labels), 1024)
+            self._labels = np.resize(self._labels, cap)
+            self._alive = np.resize(self._alive, cap)
+        self._labels[self.n : need] = labels
+        self._alive[self.n : need] = True
+        for offset, label in enumerate(labels.tolist()):
+            self.pos_of[label] = self.n + offset
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.n = need
+        self._sorted = None
+
+    def remove(self, labels: Iterable[int]) -> int:
+        """Tombstone labels; returns how many were live here."""
+        removed = 0
+        for label in labels:
+            pos = self.pos_of.pop(int(label), None)
+            if pos is not None:
+                self._alive[pos] = False
+                self._dead_set.add(int(label))
+                removed += 1
+        self.dead += removed
+        return removed
+
+    # ------------------------------------------------------------ search
+    def positions(self, labels: np.ndarray) -> np.ndarray:
+        """Positions of the given labels that are live here (unknown labels dropped)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if self._dupes:
+            found = [self.pos_of[lb] for lb in labels.tolist() if lb in self.pos_of]
+            return np.asarray(found, dtype=np.int64)
+        if self._sorted is None:
+            current = self._labels[: self.n]
+            order = np.argsort(current, kind="stable")
+            self._sorted = (current[order], order)
+        ordered, order = self._sorted
+        if len(ordered) == 0:
+            return np.empty(0, dtype=np.int64)
+        idx = np.searchsorted(ordered, labels)
+        idx = np.minimum(idx, len(ordered) - 1)
+        hit = ordered[idx] == labels
+        pos: np.ndarray = order[idx[hit]]
+        live: np.ndarray = pos[self._alive[pos]]
+        return live
+
+    def alive_mask(self) -> np.ndarray:
+        """A copy of the live-position mask."""
+        return self._alive[: self.n].copy()
+
+    def mask_of(self, labels: np.ndarray) -> np.ndarray:
+        """A position mask of the live positions holding ``labels``."""
+        mask = np.zeros(self.n, dtype=bool)
+        mask[self.positions(labels)] = True
+        return mask
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        mask: np.ndarray | None = None,
+        exact_limit: int = 0,
+        ef_search: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (labels, scores) among live positions (and within ``mask`` if given).
+
+        A mask with at most ``exact_limit`` positions is searched exactly (brute
+        force over just those vectors); otherwise faiss searches with the mask as
+        an ``IDSelectorBitmap`` (exact on a flat layer, HNSW otherwise), so
+        nothing outside it can be returned.
+        """
+        return self.search_many(
+            query.reshape(1, -1), k, mask=mask, exact_limit=exact_limit, ef_search=ef_search
+        )[0]
+
+    def search_many(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        mask: np.ndarray | None = None,
+        exact_limit: int = 0,
+        ef_search: int | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search` for a batch of queries ``(nq, dim)`` sharing one mask."""
+        nq = len(queries)
+        empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+        if self.live == 0 or k <= 0:
+            return [empty] * nq
+        faiss = _faiss()
+        if mask is not None:
+            mask = mask & self._alive[: self.n]
+            allowed = int(np.count_nonzero(mask))
+            if allowed == 0:
+                return [empty] * nq
+            if allowed <= exact_limit:
+                return self._exact(queries, k, np.flatnonzero(mask))
+        elif self.dead:
+            mask = self._alive[: self.n]
+            allowed = self.live
+        else:
+            allowed = self.live
+        kk = min(k, allowed)
+        sel = None
+        if mask is not None:
+            bitmap = np.packbits(mask, bitorder="little")
+            sel = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bitmap))
+        if self.kind == FLAT:
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        else:
+            ef = max(ef_search or self.params.ef_search, kk)
+            if sel is not None:
+                params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+            else:  # the common case: reuse one parameter object per ef
+                params = self._plain_params.get(ef)
+                if params is None:
+                    params = self._plain_params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        scores, ids = self.index.search(q, kk, params=params)
+        out = []
+        for row_ids, row_scores in zip(ids, scores, strict=True):
+            ok = row_ids >= 0
+            out.append((self._labels[row_ids[ok]], row_scores[ok]))
+        return out
+
+    def _exact(
+        self, queries: np.ndarray, k: int, pos: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        vectors = self.vectors()[pos]
+        if len(queries) == 1:
+            # einsum, not `@`: a BLAS gemv spawns threads that only slow a single query down
+            all_scores = np.einsum("ij,j->i", vectors, queries[0].astype(np.float32))[None, :]
+        else:
+            all_scores = (vectors @ queries.astype(np.float32).T).T
+        kk = min(k, len(pos))
+        labels = self._labels[pos]
+        out = []
+        for scores in all_scores:
+            top = np.argpartition(-scores, kk - 1)[:kk] if kk < len(pos) else np.arange(len(pos))
+            top = top[np.lexsort((labels[top], -scores[top]))]
+            out.append((labels[top], scores[top]))
+        return out
+
+    # ------------------------------------------------------------ persistence
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._labels[: self.n].copy(), self._alive[: self.n].copy()
+
+    @classmethod
+    def restore(
+        cls,
+        index: Any,
+        labels: np.ndarray,
+        alive: np.ndarray,
+        *,
+        kind: str,
+        params: HNSWParams,
+    ) -> LayerIndex:
+        layer = cls(index.d, kind=kind, params=params)
+        layer.index = index
+        layer._labels = labels.astype(np.int64)
+        layer._alive = alive.astype(bool)
+        layer.n = len(labels)
+        layer.dead = int((~layer._alive).sum())
+        live = layer._labels[layer._alive]
+        layer.pos_of = dict(zip(live.tolist(), np.flatnonzero(layer._alive).tolist(), strict=True))
+        layer._dupes = len(np.unique(labels)) != len(labels)
+        layer._dead_set = set(layer._labels[~layer._alive].tolist())
+        if kind == HNSW:
+            index.hnsw.efSearch = params.ef_search
+        return layer
+
+
+@dataclass
+class Manifest:
+    """What ``manifest.json`` says about the saved index."""
+
+    generation: int
+    watermark: int
+    epoch: int
+    model_id: str
+    dim: int
+    layers: dict[str, dict[str, Any]]
+
+
+class IndexFiles:
+    """Atomic save/load of a set of layer indexes in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.manifest_path = directory / "manifest.json"
+
+    def read_manifest(self) -> Manifest:
+        try:
+            raw = json.loads(self.manifest_path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise IndexLoadError("no saved index") from None
+        except (OSError, ValueError) as exc:
+            raise IndexLoadError(f"unreadable index manifest: {exc}") from exc
+        try:
+            if raw["format"] != MANIFEST_FORMAT:
+                raise IndexLoadError(f"unknown index format {raw['format']!r}")
+            return Manifest(
+                generation=int(raw["generation"]),
+                watermark=int(raw["watermark"]),
+                epoch=int(raw["epoch"]),
+                model_id=str(raw["model_id"]),
+                dim=int(raw["dim"]),
+                layers=dict(raw["layers"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexLoadError(f"invalid index manifest: {exc}") from exc
+
+    def load(self, params: HNSWParams) -> tuple[Manifest, dict[str, LayerIndex]]:
+        """The saved layers, or :class:`IndexLoadError` saying why not."""
+        faiss = _faiss()
+        manifest = self.read_manifest()
+        layers: dict[str, LayerIndex] = {}
+        for name, info in manifest.layers.items():
+            index_path = self.dir / info["index"]
+            state_path = self.dir / info["state"]
+            try:
+                index = faiss.read_index(str(index_path))
+                with np.load(state_path) as state:
+                    labels, alive = state["labels"], state["alive"]
+            except Exception as exc:  # faiss raises RuntimeError; numpy ValueError/OSError
+                raise IndexLoadError(f"cannot read {index_path.name}: {exc}") from exc
+            kind = info.get("kind")
+            if kind not in (FLAT, HNSW):
+                raise IndexLoadError(f"unknown index kind {kind!r}")
+            if index.ntotal != len(labels) or len(alive) != len(labels):
+                raise IndexLoadError(
+                    f"{index_path.name} holds {index.ntotal} vectors but its state {len(labels)}"
+                )
+            if index.d != manifest.dim:
+                raise IndexLoadError(f"{index_path.name} has dim {index.d}, not {manifest.dim}")
+            layers[name] = LayerIndex.restore(index, labels, alive, kind=kind, params=params)
+        return manifest, layers
+
+    def save(
+        self,
+        layers: dict[str, LayerIndex],
+        *,
+        watermark: int,
+        epoch: int,
+        model_id: str,
+        dim: int,
+    ) -> int:
+        """Write every layer then the manifest; returns bytes written."""
+        faiss = _faiss()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            generation = self.read_manifest().generation + 1
+        except IndexLoadError:
+            generation = 1
+        entries: dict[str, dict[str, Any]] = {}
+        written = 0
+        for name, layer in layers.items():
+            index_name = f"{name}.{generation}.faiss"
+            state_name = f"{name}.{generation}.npz"
+            with atomic_writer(self.dir / index_name) as handle:
+                faiss.write_index(layer.index, faiss.PyCallbackIOWriter(handle.write))
+            labels, alive = layer.state()
+            with atomic_writer(self.dir / state_name) as handle:
+                np.savez(handle, labels=labels, alive=alive)
+            written += (self.dir / index_name).stat().st_size + (
+                self.dir / state_name
+            ).stat().st_size
+            entries[name] = {
+                "index": index_name,
+                "state": state_name,
+                "kind": layer.kind,
+                "n": layer.n,
+                "dead": layer.dead,
+            }
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "generation": generation,
+            "watermark": watermark,
+            "epoch": epoch,
+            "model_id": model_id,
+            "dim": dim,
+            "layers": entries,
+        }
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2))
+        keep = {e["index"] for e in entries.values()} | {e["state"] for e in entries.values()}
+        for path in self.dir.iterdir():
+            if path.suffix in (".faiss", ".npz") and path.name not in keep:
+                path.unlink(missing_ok=True)
+        return written
+
+    def size(self) -> int:
+        if not self.dir.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
+
+    def remove(self) -> None:
+        if self.dir.is_dir():
+            for path in self.dir.iterdir():
+                if path.is_file():
+                    os.unlink(path)

@@ -1,0 +1,1230 @@
+"""The local backend: SQLite (source of truth) + per-layer faiss indexes.
+
+Consistency model:
+
+- Every write is one SQLite transaction that also appends to ``changes``.
+  After it commits, :meth:`LocalBackend.sync` replays new ``changes`` rows into
+  the in-memory index. Before a read, ``PRAGMA data_version`` tells whether
+  another connection committed; if so, the same replay runs. So a process
+  always searches exactly what SQLite holds, whichever process wrote it.
+- The index on disk is a snapshot with a watermark (the last change applied).
+  Opening loads it and replays the changes after the watermark; a missing,
+  unreadable, stale (other epoch, model or dim) or inconsistent index is
+  rebuilt from SQLite, with a warning log line and a ``rebuilt`` status.
+- Index files are written and read under a file lock (``index.lock``); SQLite
+  serialises writers with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import EllipsisType
+from typing import Any
+
+import numpy as np
+
+from magray.common.log import get_logger
+from magray.memory._columns import (
+    MISSING,
+    LayerMeta,
+    MetaRow,
+    uses_access_fields,
+)
+from magray.memory._filters import compile_where
+from magray.memory._index import FLAT, HNSW, HNSWParams, IndexFiles, IndexLoadError, LayerIndex
+from magray.memory._sqlite import RecordDB, record_columns, row_to_record
+from magray.memory._types import Hit, Layer, Record
+from magray.memory.errors import DuplicateIdError, RecordNotFoundError
+
+__all__ = ["BackendConfig", "LocalBackend", "NewRecord"]
+
+log = get_logger("magray.memory")
+
+# Search hits are counted in memory and written with the next write, on close, when 8192
+# records have pending counts, or after this many seconds (whichever comes first).
+TOUCH_FLUSH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Tuning of the local backend (see :class:`~magray.common.settings.MemorySettings`)."""
+
+    flat_threshold: int = 5_000
+    hnsw: HNSWParams = field(default_factory=HNSWParams)
+    tombstone_ratio: float = 0.2
+    exact_filter_limit: int = 5_000
+    busy_timeout: float = 60.0
+    autosave_changes: int = 50_000
+    min_compact: int = 64
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A validated record to insert (the vector already normalised)."""
+
+    id: str | None
+    layer: Layer
+    text: str
+    metadata_json: str
+    vector: np.ndarray
+    content_hash: str
+    importance: float
+    pinned: bool
+    expires_at: float | None
+    created_at: float | None = None
+    updated_at: float | None = None
+    last_access: float | None = None
+    access_count: int = 0
+
+
+class _SqlBase:
+    """Filter columns of a layer's indexed positions, read from SQLite on demand.
+
+    Labels are immutable (any change makes a new label), so reading a label's
+    fields later gives the values it had when it was indexed; positions whose
+    record is gone are dead in the index and get placeholder values.
+    """
+
+    def __init__(self, db: RecordDB, layer: str, labels: np.ndarray) -> None:
+        self.db = db
+        self.layer = layer
+        self.n = len(labels)
+        order = np.argsort(labels, kind="stable")
+        self._sorted, self._order = labels[order], order
+
+    def _positions(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, row indices) of the SQL rows whose label is indexed here."""
+        if self.n == 0 or len(found) == 0:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        idx = np.minimum(np.searchsorted(self._sorted, found), self.n - 1)
+        hit = self._sorted[idx] == found
+        return self._order[idx[hit]], np.flatnonzero(hit)
+
+    def _rows(self, columns: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        marker = f"?{len(params) + 1}"  # numbered, so columns may reuse ?1
+        return self.db.conn.execute(
+            # NOT INDEXED: a scan in rowid order beats 100k lookups through the layer index
+            f"SELECT label, {columns} FROM records NOT INDEXED WHERE layer = {marker}",
+            (*params, self.layer),
+        ).fetchall()
+
+    def fields(self) -> dict[str, np.ndarray]:
+        rows = self._rows("created_at, updated_at, importance, expires_at, pinned")
+        out = {
+            name: np.full(self.n, np.nan if name == "expires" else 0.0)
+            for name in ("created", "updated", "importance", "expires", "pinned")
+        }
+        if not rows:
+            return out
+        table = np.array(rows, dtype=np.float64)  # expires_at NULL -> nan
+        pos, take = self._positions(table[:, 0].astype(np.int64))
+        for i, name in enumerate(("created", "updated", "importance", "expires", "pinned"), 1):
+            out[name][pos] = table[take, i]
+        return out
+
+    def key(self, key: str) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        path = "$." + ".".join(f'"{part}"' for part in key.split("."))
+        # SQLite computes the kind code and the numeric value; Python touches only strings.
+        rows = self._rows(
+            "CASE json_type(metadata, ?1) WHEN 'null' THEN 1 WHEN 'true' THEN 2 "
+            "WHEN 'false' THEN 2 WHEN 'integer' THEN 3 WHEN 'real' THEN 3 WHEN 'text' THEN 4 "
+            "WHEN 'array' THEN 5 WHEN 'object' THEN 5 ELSE 0 END, "
+            "CASE WHEN json_type(metadata, ?1) IN ('integer', 'real', 'true', 'false') "
+            "THEN json_extract(metadata, ?1) END, "
+            "CASE WHEN json_type(metadata, ?1) = 'text' THEN json_extract(metadata, ?1) END",
+            (path,),
+        )
+        kinds = np.full(self.n, MISSING, dtype=np.int8)
+        nums = np.full(self.n, np.nan)
+        texts: list[str | None] = [None] * self.n
+        if not rows:
+            return kinds, nums, texts
+        count = len(rows)
+        labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=count)
+        pos, take = self._positions(labels)
+        kinds[pos] = np.fromiter((r[1] for r in rows), dtype=np.int8, count=count)[take]
+        values = np.fromiter(
+            (np.nan if r[2] is None else r[2] for r in rows), dtype=np.float64, count=count
+        )
+        nums[pos] = values[take]
+        for p, t in zip(pos.tolist(), take.tolist(), strict=True):
+            text = rows[t][3]
+            if text is not None:
+                texts[p] = text
+        return kinds, nums, texts
+
+    def ids(self) -> list[str]:
+        out = [""] * self.n
+        rows = self._rows("id")
+        if rows:
+            labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            pos, take = self._positions(labels)
+            for p, t in zip(pos.tolist(), take.tolist(), strict=True):
+                out[p] = rows[t][1]
+        return out
+
+
+class LocalBackend:
+    """SQLite + faiss storage of one store directory.
+
+    Args:
+        path: The store directory (created if missing).
+        config: Tuning.
+    """
+
+    name = "local"
+
+    def __init__(self, path: Path, *, config: BackendConfig | None = None) -> None:
+        from filelock import FileLock
+
+        from magray.common import paths
+
+        self.path = path
+        self.config = config or BackendConfig()
+        paths.ensure_dir(path)
+        self.db = RecordDB(path / "memory.db", busy_timeout=self.config.busy_timeout)
+        self.files = IndexFiles(path / "index")
+        self.file_lock = FileLock(str(path / "index.lock"), timeout=self.config.busy_timeout)
+        self._mutex = threading.RLock()
+        self.layers: dict[str, LayerIndex] = {}
+        # Filter columns aligned with each layer's index positions (None = load on first use).
+        self.meta: dict[str, LayerMeta | None] = {}
+        self.applied = 0
+        self.epoch = self.db.epoch()
+        self.dirty = 0
+        self.status: dict[str, Any] = {"index": "empty"}
+        self._data_version = self.db.data_version()
+        self._touches: dict[str, tuple[int, float]] = {}
+        self._touched_at = time.monotonic()
+        self._hit_cache: OrderedDict[int, tuple[str, str, dict[str, Any], Layer]] = OrderedDict()
+        self._next_expiry: float | EllipsisType | None = ...  # ... = unknown, re-read
+        self._closed = False
+        if self.pinned() is not None:
+            self._open_index()
+        else:
+            self.applied = self.db.last_seq()
+
+    # ------------------------------------------------------------ model pinning
+    def pinned(self) -> tuple[str, int] | None:
+        """``(model_id, dim)`` the store is pinned to, or ``None`` for a new store."""
+        model_id, dim = self.db.meta("model_id"), self.db.meta("dim")
+        if model_id is None or dim is None:
+            return None
+        return model_id, int(dim)
+
+    def pin(self, model_id: str, dim: int) -> tuple[str, int]:
+        """Pin a new store to a model and dim (no-op if already pinned; returns the pin)."""
+        with self._mutex, self.db.write() as conn:
+            current = self.pinned()
+            if current is not None:
+                return current
+            RecordDB.set_meta(conn, "model_id", model_id)
+            RecordDB.set_meta(conn, "dim", str(dim))
+        return model_id, dim
+
+    @property
+    def dim(self) -> int | None:
+        pin = self.pinned()
+        return None if pin is None else pin[1]
+
+    # ------------------------------------------------------------ index lifecycle
+    def _open_index(self) -> None:
+        pin = self.pinned()
+        assert pin is not None
+        if not self.files.manifest_path.exists() and self.db.last_seq() == 0:
+            self.rebuild()  # a new, empty store: nothing to load, nothing to warn about
+            self.status = {"index": "empty"}
+            return
+        try:
+            with self.file_lock:
+                manifest, layers = self.files.load(self.config.hnsw)
+            if manifest.epoch != self.db.epoch():
+                raise IndexLoadError(f"index epoch {manifest.epoch} != store {self.db.epoch()}")
+            if (manifest.model_id, manifest.dim) != pin:
+                raise IndexLoadError(
+                    f"index built for {manifest.model_id}/{manifest.dim}, "
+                    f"store is {pin[0]}/{pin[1]}"
+                )
+            first, last = self.db.first_seq(), self.db.last_seq()
+            if last < manifest.watermark:
+                raise IndexLoadError(
+                    f"index watermark {manifest.watermark} is ahead of the store ({last})"
+                )
+            if last > manifest.watermark and (first is None or first > manifest.watermark + 1):
+                raise IndexLoadError("change log no longer covers the index watermark")
+            self.layers, self.applied, self.epoch = layers, manifest.watermark, manifest.epoch
+            self.meta = dict.fromkeys(layers)
+            behind = last - manifest.watermark
+            self.status = {"index": "loaded", "caught_up": behind}
+            if behind:
+                log.info("memory index catching up", path=str(self.path), changes=behind)
+        except IndexLoadError as exc:
+            log.warning("memory index rebuilt from SQLite", path=str(self.path), reason=str(exc))
+            self.rebuild()
+            self.status = {"index": "rebuilt", "reason": str(exc)}
+            self.save_index(force=True)
+        self.sync()
+        bad = self._inconsistent_layers()
+        if bad:
+            reason = f"index disagrees with SQLite in layers {', '.join(bad)}"
+            log.warning("memory index rebuilt from SQLite", path=str(self.path), reason=reason)
+            self.rebuild()
+            self.status = {"index": "rebuilt", "reason": reason}
+            self.save_index(force=True)
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.conn.execute("SELECT layer, count(*) FROM records GROUP BY layer")
+        out = {layer.value: 0 for layer in Layer}
+        out.update(dict(rows))
+        return out
+
+    def consistency(self) -> dict[str, dict[str, int | bool]]:
+        """Per layer: records in SQLite vs live vectors in the index."""
+        with self._mutex:
+            self.sync()
+            counts = self.counts()
+            return {
+                layer: {
+                    "records": n,
+                    "indexed": self.layers[layer].live if layer in self.layers else 0,
+                    "ok": n == (self.layers[layer].live if layer in self.layers else 0),
+                }
+                for layer, n in counts.items()
+            }
+
+    def _inconsistent_layers(self) -> list[str]:
+        return [layer for layer, c in self.consistency().items() if not c["ok"]]
+
+    def rebuild(self) -> None:
+        """Rebuild every layer's index from SQLite's vectors."""
+        with self._mutex:
+            pin = self.pinned()
+            if pin is None:
+                self.layers = {}
+                self.applied = self.db.last_seq()
+                return
+            dim = pin[1]
+            conn = self.db.conn
+            conn.execute("BEGIN")  # one read snapshot for the rows and the watermark
+            try:
+                seq = self.db.last_seq()
+                epoch = self.db.epoch()
+                layers: dict[str, LayerIndex] = {}
+                for layer, count in self.counts().items():
+                    labels = np.empty(count, dtype=np.int64)
+                    vectors = np.empty((count, dim), dtype=np.float32)
+                    n = 0
+                    cursor = conn.execute(
+                        "SELECT r.label, v.vector FROM records AS r NOT INDEXED "
+                        "JOIN vectors v ON v.label = r.label WHERE r.layer = ? ORDER BY r.label",
+                        (layer,),
+                    )
+                    while rows := cursor.fetchmany(4096):
+                        for label, blob in rows:
+                            if len(blob) != dim * 4:
+                                continue  # mid-reindex row of another dim; reindex bumps the epoch
+                            labels[n] = label
+                            vectors[n] = np.frombuffer(blob, dtype=np.float32)
+                            n += 1
+                    kind = HNSW if n > self.config.flat_threshold else FLAT
+                    layers[layer] = LayerIndex.build(
+                        dim, labels[:n], vectors[:n], kind=kind, params=self.config.hnsw
+                    )
+            finally:
+                conn.execute("COMMIT")
+            self.layers, self.applied, self.epoch = layers, seq, epoch
+            self.meta = dict.fromkeys(layers)
+            self.dirty = 1
+
+    def save_index(self, *, force: bool = False) -> bool:
+        """Persist the in-memory index unless the saved one is as new; returns whether saved."""
+        with self._mutex:
+            pin = self.pinned()
+            if pin is None:
+                return False
+            with self.file_lock:
+                if not force:
+                    try:
+                        current = self.files.read_manifest()
+                        if (
+                            current.epoch == self.epoch
+                            and current.watermark >= self.applied
+                            and (current.model_id, current.dim) == pin
+                        ):
+                            self.dirty = 0
+                            return False
+                    except IndexLoadError:
+                        pass
+                self.files.save(
+                    self.layers,
+                    watermark=self.applied,
+                    epoch=self.epoch,
+                    model_id=pin[0],
+                    dim=pin[1],
+                )
+            self.dirty = 0
+            return True
+
+    def refresh(self) -> None:
+        """Catch up with commits of other connections, if there were any."""
+        with self._mutex:
+            version = self.db.data_version()
+            if version != self._data_version:
+                self._data_version = version
+                self._next_expiry = ...
+                self.sync()
+
+    def sync(self) -> int:
+        """Replay ``changes`` after the watermark into the index; returns how many."""
+        with self._mutex:
+            pin = self.pinned()
+            if pin is None:
+                self.applied = self.db.last_seq()
+                return 0
+            if self.db.epoch() != self.epoch or (not self.layers and self.counts_total() > 0):
+                self.rebuild()
+                return 0
+            last = self.db.last_seq()
+            if last <= self.applied:
+                return 0
+            first = self.db.first_seq()
+            if first is None or first > self.applied + 1:
+                self.rebuild()
+                return 0
+            rows = self.db.conn.execute(
+                "SELECT seq, op, label, layer FROM changes WHERE seq > ? ORDER BY seq",
+                (self.applied,),
+            ).fetchall()
+            pending: dict[tuple[str, int], None] = {}
+            touched: set[str] = set()
+            for _seq, op, label, layer in rows:
+                touched.add(layer)
+                if op == "add":
+                    pending[(layer, label)] = None
+                else:
+                    pending.pop((layer, label), None)
+                    if layer in self.layers:
+                        self.layers[layer].remove([label])
+            if pending:
+                found = self.db.index_rows([label for _, label in pending])
+                grouped: dict[str, list[tuple[int, bytes, MetaRow]]] = {}
+                for layer, label in pending:
+                    row = found.get(label)
+                    if row is None or row[0] != layer or len(row[1]) != pin[1] * 4:
+                        continue
+                    grouped.setdefault(layer, []).append((label, row[1], row[2]))
+                for layer, items in grouped.items():
+                    labels = np.fromiter(
+                        (lb for lb, _, _ in items), dtype=np.int64, count=len(items)
+                    )
+                    vectors = np.frombuffer(b"".join(b for _, b, _ in items), dtype=np.float32)
+                    index = self.layers.get(layer)
+                    if index is None:
+                        index = self.layers[layer] = LayerIndex(
+                            pin[1], kind=FLAT, params=self.config.hnsw
+                        )
+                        self.meta[layer] = LayerMeta()
+                    index.add(labels, vectors.reshape(len(items), pin[1]))
+                    meta = self.meta.get(layer)
+                    if meta is not None:
+                        meta.append([m for _, _, m in items])
+                        if meta.n != index.n:  # never expected; fall back to a lazy reload
+                            self.meta[layer] = None
+            self.applied = int(rows[-1][0]) if rows else last
+            self.dirty += len(rows)
+            for layer in touched:
+                self._maintain(layer)
+            live = sum(index.live for index in self.layers.values())
+            # At least autosave_changes, and at least half the store: big stores are not
+            # rewritten every few batches (the change log covers whatever is unsaved).
+            if self.dirty >= max(self.config.autosave_changes, live // 2):
+                self.save_index()
+            return len(rows)
+
+    def counts_total(self) -> int:
+        return int(self.db.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def _maintain(self, layer: str) -> None:
+        """Switch flat → HNSW past the threshold; compact when tombstones pass the ratio."""
+        index = self.layers.get(layer)
+        if index is None:
+            return
+        want = HNSW if index.live > self.config.flat_threshold else index.kind
+        too_dead = (
+            index.dead >= self.config.min_compact
+            and index.dead > self.config.tombstone_ratio * index.n
+        )
+        if want != index.kind or too_dead:
+            if too_dead and index.live <= self.config.flat_threshold:
+                want = FLAT
+            self._rebuild_layer(layer, want)
+            log.info(
+                "memory index layer rebuilt",
+                layer=layer,
+                kind=want,
+                live=index.live,
+                dropped_tombstones=index.dead,
+            )
+
+    def _rebuild_layer(self, layer: str, kind: str) -> None:
+        """Replace a layer's index by one of only its live vectors (filter columns follow)."""
+        index = self.layers[layer]
+        positions, labels, vectors = index.live_vectors()
+        self.layers[layer] = LayerIndex.build(
+            index.dim, labels, vectors, kind=kind, params=self.config.hnsw
+        )
+        meta = self.meta.get(layer)
+        aligned = meta is not None and meta.n == index.n
+        self.meta[layer] = meta.take(positions) if meta is not None and aligned else None
+
+    def _layer_meta(self, layer: str) -> LayerMeta:
+        """The filter columns of a layer; positions indexed so far are read from SQLite
+        lazily, one metadata key at a time (``json_extract``), not as parsed dicts."""
+        meta = self.meta.get(layer)
+        index = self.layers[layer]
+        if meta is not None and meta.n == index.n:
+            return meta
+        labels, _ = index.state()
+        meta = LayerMeta(_SqlBase(self.db, layer, labels))
+        self.meta[layer] = meta
+        return meta
+
+    def compact(self) -> int:
+        """Drop every tombstone now; returns how many were dropped."""
+        with self._mutex:
+            self.sync()
+            dropped = 0
+            for layer, index in list(self.layers.items()):
+                if index.dead:
+                    dropped += index.dead
+                    kind = HNSW if index.live > self.config.flat_threshold else FLAT
+                    self._rebuild_layer(layer, kind)
+            if dropped:
+                self.dirty += 1
+            return dropped
+
+    # ------------------------------------------------------------ writes
+    def _after_write(self) -> None:
+        self._next_expiry = ...
+        self.sync()
+        self._data_version = self.db.data_version()
+
+    def insert(self, rows: Sequence[NewRecord], *, dedupe: bool, now: float) -> list[str]:
+        """Insert records in one transaction; returns ids (existing ids for deduped text)."""
+        with self._mutex:
+            self._flush_touches()
+            ids: list[str] = []
+            with self.db.write() as conn:
+                explicit = [r.id for r in rows if r.id is not None]
+                if explicit:
+                    taken = self.db.labels_by_id(explicit)
+                    if taken:
+                        shown = ", ".join(sorted(taken)[:5])
+                        raise DuplicateIdError(
+                            f"ids already in the store: {shown}",
+                            hint="use update() (magray memory update) to change a record, "
+                            "or delete it first; nothing was added",
+                            details={"ids": sorted(taken)},
+                        )
+                seen: dict[tuple[str, str], str] = {}
+                for r in rows:
+                    key = (r.layer.value, r.content_hash)
+                    if dedupe:
+                        existing = seen.get(key)
+                        if existing is None:
+                            row = conn.execute(
+                                "SELECT id FROM records WHERE layer = ? AND content_hash = ? "
+                                "LIMIT 1",
+                                key,
+                            ).fetchone()
+                            existing = None if row is None else row[0]
+                        if existing is not None:
+                            ids.append(existing)
+                            seen[key] = existing
+                            continue
+                    record_id = r.id if r.id is not None else uuid.uuid4().hex
+                    self._insert_row(
+                        conn,
+                        record_id=record_id,
+                        layer=r.layer.value,
+                        text=r.text,
+                        metadata_json=r.metadata_json,
+                        vector=r.vector,
+                        content_hash=r.content_hash,
+                        created_at=now if r.created_at is None else r.created_at,
+                        updated_at=now if r.updated_at is None else r.updated_at,
+                        last_access=now if r.last_access is None else r.last_access,
+                        access_count=r.access_count,
+                        importance=r.importance,
+                        expires_at=r.expires_at,
+                        pinned=r.pinned,
+                        model_id=self._model_id(),
+                    )
+                    RecordDB.log(
+                        conn,
+                        record_id,
+                        "add",
+                        now,
+                        layer=r.layer.value,
+                        details={"chars": len(r.text), "content_hash": r.content_hash},
+                    )
+                    ids.append(record_id)
+                    seen[key] = record_id
+            self._after_write()
+            return ids
+
+    def _model_id(self) -> str:
+        pin = self.pinned()
+        assert pin is not None
+        return pin[0]
+
+    @staticmethod
+    def _insert_row(
+        conn: sqlite3.Connection,
+        *,
+        record_id: str,
+        layer: str,
+        text: str,
+        metadata_json: str,
+        vector: np.ndarray | bytes,
+        content_hash: str,
+        created_at: float,
+        updated_at: float,
+        last_access: float,
+        access_count: int,
+        importance: float,
+        expires_at: float | None,
+        pinned: bool,
+        model_id: str,
+    ) -> int:
+        blob = vector if isinstance(vector, bytes) else np.asarray(vector, np.float32).tobytes()
+        cursor = conn.execute(
+            "INSERT INTO records (id, layer, text, metadata, content_hash, created_at, "
+            "updated_at, last_access, access_count, importance, expires_at, pinned, model_id, dim) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record_id,
+                layer,
+                text,
+                metadata_json,
+                content_hash,
+                created_at,
+                updated_at,
+                last_access,
+                access_count,
+                importance,
+                expires_at,
+                int(pinned),
+                model_id,
+                len(blob) // 4,
+            ),
+        )
+        label = int(cursor.lastrowid or 0)
+        conn.execute("INSERT INTO vectors (label, vector) VALUES (?, ?)", (label, blob))
+        RecordDB.change(conn, "add", label, layer)
+        return label
+
+    def _fetch_row(self, conn: sqlite3.Connection, record_id: str) -> tuple[Any, ...]:
+        row = conn.execute(
+            f"SELECT {record_columns(with_vector=True)} FROM records WHERE id = ?", (record_id,)
+        ).fetchone()
+        if row is None:
+            raise RecordNotFoundError(
+                f"no memory record with id {record_id!r}",
+                hint="`magray memory list` shows ids",
+                details={"id": record_id},
+            )
+        return tuple(row)
+
+    def _relabel(
+        self,
+        conn: sqlite3.Connection,
+        row: tuple[Any, ...],
+        *,
+        now: float,
+        layer: str | None = None,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
+        content_hash: str | None = None,
+        metadata_json: str | None = None,
+        importance: float | None = None,
+        pinned: bool | None = None,
+        expires_at: float | EllipsisType | None = ...,
+    ) -> None:
+        """Replace a record's row (new label) because its vector or layer changed."""
+        (
+            label,
+            record_id,
+            old_layer,
+            old_text,
+            old_meta,
+            old_hash,
+            created_at,
+            _updated,
+            last_access,
+            access_count,
+            old_importance,
+            old_expires,
+            old_pinned,
+            model_id,
+            _dim,
+            blob,
+        ) = row
+        conn.execute("DELETE FROM records WHERE label = ?", (label,))
+        RecordDB.change(conn, "del", label, old_layer)
+        self._insert_row(
+            conn,
+            record_id=record_id,
+            layer=layer or old_layer,
+            text=old_text if text is None else text,
+            metadata_json=old_meta if metadata_json is None else metadata_json,
+            vector=blob if vector is None else vector,
+            content_hash=old_hash if content_hash is None else content_hash,
+            created_at=created_at,
+            updated_at=now,
+            last_access=last_access,
+            access_count=access_count,
+            importance=old_importance if importance is None else importance,
+            expires_at=old_expires if isinstance(expires_at, EllipsisType) else expires_at,
+            pinned=bool(old_pinned) if pinned is None else pinned,
+            model_id=model_id if vector is None else self._model_id(),
+        )
+
+    def update(
+        self,
+        record_id: str,
+        *,
+        now: float,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
+        content_hash: str | None = None,
+        metadata_json: str | None = None,
+        importance: float | None = None,
+        pinned: bool | None = None,
+        layer: Layer | None = None,
+        expires_at: float | EllipsisType | None = ...,
+    ) -> Record:
+        """Change fields of one record; a new text/vector or layer re-indexes it."""
+        with self._mutex:
+            self._flush_touches()
+            with self.db.write() as conn:
+                row = self._fetch_row(conn, record_id)
+                changed: dict[str, Any] = {}
+                if text is not None and text != row[3]:
+                    changed["text"] = {"chars": len(text), "content_hash": content_hash}
+                if metadata_json is not None and metadata_json != row[4]:
+                    changed["metadata"] = True
+                if importance is not None and importance != row[10]:
+                    changed["importance"] = [row[10], importance]
+                if pinned is not None and pinned != bool(row[12]):
+                    changed["pinned"] = pinned
+                if layer is not None and layer.value != row[2]:
+                    changed["layer"] = [row[2], layer.value]
+                if not isinstance(expires_at, EllipsisType) and expires_at != row[11]:
+                    changed["expires_at"] = [row[11], expires_at]
+                if vector is not None and "text" not in changed:
+                    changed["vector"] = True
+                if changed:
+                    # Any change gives the record a new label, so the index and its
+                    # in-memory filter columns only ever append (see _columns.py).
+                    self._relabel(
+                        conn,
+                        row,
+                        now=now,
+                        layer=layer.value if layer else None,
+                        text=text,
+                        vector=vector,
+                        content_hash=content_hash,
+                        metadata_json=metadata_json,
+                        importance=importance,
+                        pinned=pinned,
+                        expires_at=expires_at,
+                    )
+                if changed:
+                    new_layer = layer.value if layer else row[2]
+                    RecordDB.log(conn, record_id, "update", now, layer=new_layer, details=changed)
+            self._after_write()
+            return self.get([record_id])[0]
+
+    def move(
+        self,
+        moves: Sequence[tuple[str, Layer, float | None, str, dict[str, Any]]],
+        *,
+        now: float,
+    ) -> int:
+        """Move records between layers: ``(id, layer, expires_at, event, details)``."""
+        if not moves:
+            return 0
+        with self._mutex:
+            self._flush_touches()
+            done = 0
+            with self.db.write() as conn:
+                for record_id, layer, expires_at, event, details in moves:
+                    try:
+                        row = self._fetch_row(conn, record_id)
+                    except RecordNotFoundError:
+                        continue  # deleted by someone else meanwhile
+                    self._relabel(conn, row, now=now, layer=layer.value, expires_at=expires_at)
+                    RecordDB.log(conn, record_id, event, now, layer=layer.value, details=details)
+                    done += 1
+            self._after_write()
+            return done
+
+    def delete(
+        self,
+        ids: Sequence[str],
+        *,
+        now: float,
+        event: str = "delete",
+        details: dict[str, dict[str, Any]] | None = None,
+    ) -> list[str]:
+        """Delete records; returns the ids that existed."""
+        with self._mutex:
+            self._flush_touches()
+            deleted = []
+            with self.db.write() as conn:
+                for record_id in ids:
+                    row = conn.execute(
+                        "SELECT label, layer FROM records WHERE id = ?", (record_id,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    conn.execute("DELETE FROM records WHERE label = ?", (row[0],))
+                    RecordDB.change(conn, "del", row[0], row[1])
+                    RecordDB.log(
+                        conn,
+                        record_id,
+                        event,
+                        now,
+                        layer=row[1],
+                        details=(details or {}).get(record_id),
+                    )
+                    deleted.append(record_id)
+            self._after_write()
+            return deleted
+
+    # ------------------------------------------------------------ access stats
+    def touch(self, ids: Sequence[str], now: float) -> None:
+        """Count a search hit for each id (buffered; flushed with the next write or close)."""
+        with self._mutex:
+            for record_id in ids:
+                count, _ = self._touches.get(record_id, (0, now))
+                self._touches[record_id] = (count + 1, now)
+            if (
+                len(self._touches) >= 8192
+                or time.monotonic() - self._touched_at > TOUCH_FLUSH_SECONDS
+            ):
+                self._flush_touches()
+
+    def _flush_touches(self) -> None:
+        self._touched_at = time.monotonic()
+        if not self._touches:
+            return
+        items = [(c, t, record_id) for record_id, (c, t) in self._touches.items()]
+        self._touches = {}
+        # Access counts are statistics, not data: no fsync for them (WAL + NORMAL still
+        # survives a process crash; a power cut may lose the last few counts).
+        self.db.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.write() as conn:
+                conn.executemany(
+                    "UPDATE records SET access_count = access_count + ?, "
+                    "last_access = max(last_access, ?) WHERE id = ?",
+                    items,
+                )
+        finally:
+            self.db.conn.execute("PRAGMA synchronous=FULL")
+        self._data_version = self.db.data_version()
+
+    def flush(self) -> None:
+        """Write buffered access counts now."""
+        with self._mutex:
+            self._flush_touches()
+
+    # ------------------------------------------------------------ reads
+    def get(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
+        with self._mutex:
+            self._flush_touches()
+            labels = self.db.labels_by_id(list(ids))
+            found = self.db.records_by_label(list(labels.values()), with_vector=with_vector)
+            return [found[labels[i]] for i in ids if i in labels and labels[i] in found]
+
+    def select(
+        self,
+        *,
+        layer: Layer | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        order: str = "created_at",
+        descending: bool = True,
+        with_vector: bool = False,
+    ) -> list[Record]:
+        """Records matching a layer and filter, newest first by default."""
+        if order not in (
+            "created_at",
+            "updated_at",
+            "last_access",
+            "access_count",
+            "importance",
+            "label",
+        ):
+            order = "created_at"
+        sql, params = compile_where(where)
+        args: list[Any] = []
+        clause = sql
+        if layer is not None:
+            clause = f"layer = ? AND ({sql})"
+            args.append(layer.value)
+        args.extend(params)
+        direction = "DESC" if descending else "ASC"
+        query = (
+            f"SELECT {record_columns(with_vector=with_vector)} FROM records WHERE {clause} "
+            f"ORDER BY {order} {direction}, label {direction}"
+        )
+        if limit is not None:
+            query += " LIMIT ? OFFSET ?"
+            args.extend([limit, offset])
+        with self._mutex:
+            self._flush_touches()
+            return [
+                row_to_record(row, with_vector=with_vector)
+                for row in self.db.conn.execute(query, args)
+            ]
+
+    def iter_records(
+        self,
+        *,
+        layers: Sequence[Layer] | None = None,
+        with_vector: bool = False,
+        batch: int = 1000,
+    ) -> Iterator[Record]:
+        """Every record in label order, read in batches (each batch under the lock)."""
+        names = [layer.value for layer in (layers or list(Layer))]
+        marks = ",".join("?" * len(names))
+        last = 0
+        while True:
+            with self._mutex:
+                rows = self.db.conn.execute(
+                    f"SELECT {record_columns(with_vector=with_vector)} FROM records "
+                    f"WHERE label > ? AND layer IN ({marks}) "
+                    "ORDER BY label LIMIT ?",
+                    [last, *names, batch],
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for row in rows:
+                yield row_to_record(row, with_vector=with_vector)
+
+    def expired_ids(self, now: float) -> list[tuple[str, str, bool]]:
+        """``(id, layer, pinned)`` of records whose TTL passed."""
+        with self._mutex:
+            return [
+                (r[0], r[1], bool(r[2]))
+                for r in self.db.conn.execute(
+                    "SELECT id, layer, pinned FROM records WHERE expires_at <= ? ORDER BY label",
+                    (now,),
+                )
+            ]
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        layers: Sequence[Layer],
+        where: dict[str, Any] | None,
+        now: float,
+        ef_search: int | None = None,
+    ) -> list[Hit]:
+        """Exact top-k (approximate only inside large HNSW layers) among matching live records."""
+        return self.search_many(
+            query.reshape(1, -1), k, layers=layers, where=where, now=now, ef_search=ef_search
+        )[0]
+
+    def search_many(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        layers: Sequence[Layer],
+        where: dict[str, Any] | None,
+        now: float,
+        ef_search: int | None = None,
+    ) -> list[list[Hit]]:
+        """:meth:`search` for a batch of query vectors ``(nq, dim)`` with one filter."""
+        sql, params = compile_where(where)
+        with self._mutex:
+            self.refresh()
+            if self._next_expiry is ...:
+                row = self.db.conn.execute("SELECT min(expires_at) FROM records").fetchone()
+                self._next_expiry = row[0]
+            next_expiry = self._next_expiry
+            any_expired = isinstance(next_expiry, float | int) and next_expiry <= now
+            found: list[list[tuple[int, float]]] = [[] for _ in range(len(queries))]
+            in_memory = bool(where) and not uses_access_fields(where or {})
+            if where and not in_memory:
+                self._flush_touches()  # the filter reads access counts
+            for layer in layers:
+                index = self.layers.get(layer.value)
+                if index is None or index.live == 0:
+                    continue
+                mask: np.ndarray | None = None
+                if in_memory:
+                    meta = self._layer_meta(layer.value)
+                    mask = meta.mask(where or {})
+                    if any_expired:
+                        mask &= ~meta.expired(now)
+                elif where:
+                    allow = self._labels(
+                        "SELECT label FROM records NOT INDEXED WHERE layer = ? AND "
+                        f"(expires_at IS NULL OR expires_at > ?) AND ({sql})",
+                        [layer.value, now, *params],
+                    )
+                    mask = index.mask_of(allow)
+                elif any_expired:
+                    deny = self._labels(
+                        "SELECT label FROM records WHERE layer = ? AND expires_at <= ?",
+                        [layer.value, now],
+                    )
+                    if len(deny):
+                        mask = index.alive_mask()
+                        mask[index.positions(deny)] = False
+                results = index.search_many(
+                    queries,
+                    k,
+                    mask=mask,
+                    exact_limit=self.config.exact_filter_limit,
+                    ef_search=ef_search,
+                )
+                for i, (labels, scores) in enumerate(results):
+                    found[i].extend(zip(labels.tolist(), scores.tolist(), strict=True))
+            tops = []
+            for items in found:
+                items.sort(key=lambda item: (-item[1], item[0]))
+                tops.append(items[:k])
+            self._cache_hits([label for top in tops for label, _ in top])
+            return [self._hits(top) for top in tops]
+
+    def _cache_hits(self, labels: list[int]) -> None:
+        """Fetch the records of labels not yet in the hit cache, in one query per 900."""
+        cache = self._hit_cache
+        missing = list(dict.fromkeys(label for label in labels if label not in cache))
+        if missing:
+            cache.update(self.db.hit_rows(missing))
+            while len(cache) > max(4096, len(labels)):
+                cache.popitem(last=False)
+
+    def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
+        """Hits for (label, score) pairs; a label's record never changes, so it is cached."""
+        cache = self._hit_cache
+        hits = []
+        for label, score in found:
+            item = cache.get(label)
+            if item is None:
+                continue  # deleted by another process after our refresh
+            cache.move_to_end(label)
+            record_id, text, metadata, layer = item
+            hits.append(Hit(record_id, float(score), text, dict(metadata), layer))
+        return hits
+
+    def _labels(self, sql: str, params: list[Any]) -> np.ndarray:
+        cursor = self.db.conn.execute(sql, params)
+        return np.fromiter((row[0] for row in cursor), dtype=np.int64)
+
+    def history(self, record_id: str) -> list[dict[str, Any]]:
+        rows = self.db.conn.execute(
+            "SELECT seq, event, at, layer, details FROM history WHERE record_id = ? ORDER BY seq",
+            (record_id,),
+        ).fetchall()
+        return [
+            {"seq": s, "event": e, "at": at, "layer": layer, "details": json.loads(d)}
+            for s, e, at, layer, d in rows
+        ]
+
+    # ------------------------------------------------------------ embedding cache
+    def cached_vectors(self, model_id: str, keys: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for start in range(0, len(keys), 900):
+            chunk = list(keys[start : start + 900])
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self.db.conn.execute(
+                f"SELECT text_hash, vector FROM embed_cache WHERE model_id = ? "
+                f"AND text_hash IN ({marks})",
+                [model_id, *chunk],
+            ):
+                out[key] = blob
+        return out
+
+    def cache_vectors(self, model_id: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        with self._mutex, self.db.write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embed_cache (model_id, text_hash, vector) VALUES (?, ?, ?)",
+                [(model_id, key, np.asarray(v, np.float32).tobytes()) for key, v in items],
+            )
+
+    # ------------------------------------------------------------ operations
+    def stats(self) -> dict[str, Any]:
+        with self._mutex:
+            self.refresh()
+            pin = self.pinned()
+            counts = self.counts()
+            layers = {
+                layer: {
+                    "records": counts.get(layer, 0),
+                    "index": self.layers[layer].kind if layer in self.layers else None,
+                    "indexed": self.layers[layer].live if layer in self.layers else 0,
+                    "tombstones": self.layers[layer].dead if layer in self.layers else 0,
+                }
+                for layer in counts
+            }
+            sizes = self.db.file_sizes()
+            sizes["index"] = self.files.size()
+            history = self.db.conn.execute("SELECT count(*) FROM history").fetchone()[0]
+            return {
+                "backend": self.name,
+                "path": str(self.path),
+                "model_id": pin[0] if pin else None,
+                "dim": pin[1] if pin else None,
+                "records": sum(counts.values()),
+                "layers": layers,
+                "bytes": sizes,
+                "history_events": history,
+                "watermark": self.applied,
+                "last_change": self.db.last_seq(),
+                "index_status": dict(self.status),
+                "unsaved_changes": self.dirty,
+            }
+
+    def backup(self, dest: Path) -> dict[str, Any]:
+        """Copy the database (SQLite online backup) and the index into ``dest``."""
+        from magray.common import paths
+
+        with self._mutex:
+            self._flush_touches()
+            self.sync()
+            paths.ensure_dir(dest)
+            target = dest / "memory.db"
+            if target.exists():
+                from magray.common.errors import ConflictError
+
+                raise ConflictError(
+                    f"{target} already exists", hint="back up into a new or empty directory"
+                )
+            out = sqlite3.connect(target)
+            try:
+                self.db.conn.backup(out)
+            finally:
+                out.close()
+            pin = self.pinned()
+            if pin is not None:
+                IndexFiles(dest / "index").save(
+                    self.layers,
+                    watermark=self.applied,
+                    epoch=self.epoch,
+                    model_id=pin[0],
+                    dim=pin[1],
+                )
+            return {"path": str(dest), "bytes": target.stat().st_size}
+
+    def vacuum(self) -> dict[str, Any]:
+        """Compact the index, prune the change log, VACUUM and truncate the WAL."""
+        with self._mutex:
+            self._flush_touches()
+            before = self.db.file_sizes()
+            before["index"] = self.files.size()
+            dropped = self.compact()
+            self.save_index(force=True)
+            with self.db.write() as conn:
+                conn.execute("DELETE FROM changes WHERE seq < ?", (self.applied,))
+            self.db.conn.execute("VACUUM")
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._data_version = self.db.data_version()
+            after = self.db.file_sizes()
+            after["index"] = self.files.size()
+            return {"tombstones_dropped": dropped, "bytes_before": before, "bytes_after": after}
+
+    def reembed(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        *,
+        model_id: str,
+        dim: int,
+        batch_size: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+        now: float,
+    ) -> int:
+        """Re-embed every record not yet on ``model_id``/``dim``; resumable after a crash."""
+        with self._mutex:
+            self._flush_touches()
+        conn = self.db.conn
+        total = int(
+            conn.execute(
+                "SELECT count(*) FROM records WHERE model_id != ? OR dim != ?", (model_id, dim)
+            ).fetchone()[0]
+        )
+        done = 0
+        if progress:
+            progress(0, total)
+        while True:
+            with self._mutex:
+                rows = conn.execute(
+                    "SELECT label, text FROM records WHERE model_id != ? OR dim != ? "
+                    "ORDER BY label LIMIT ?",
+                    (model_id, dim, batch_size),
+                ).fetchall()
+            if not rows:
+                break
+            vectors = embed([text for _, text in rows])
+            with self._mutex, self.db.write() as wconn:
+                wconn.executemany(
+                    "UPDATE vectors SET vector = ? WHERE label = ?",
+                    [
+                        (np.asarray(v, np.float32).tobytes(), label)
+                        for (label, _), v in zip(rows, vectors, strict=True)
+                    ],
+                )
+                wconn.executemany(
+                    "UPDATE records SET model_id = ?, dim = ? WHERE label = ?",
+                    [(model_id, dim, label) for label, _ in rows],
+                )
+            done += len(rows)
+            if progress:
+                progress(done, total)
+        with self._mutex:
+            with self.db.write() as wconn:
+                RecordDB.set_meta(wconn, "model_id", model_id)
+                RecordDB.set_meta(wconn, "dim", str(dim))
+                RecordDB.set_meta(wconn, "index_epoch", str(self.db.epoch() + 1))
+                wconn.execute(
+                    "INSERT INTO history (record_id, event, at, layer, details) "
+                    "VALUES ('*', 'reindex', ?, NULL, ?)",
+                    (now, json.dumps({"model_id": model_id, "dim": dim, "records": done})),
+                )
+            self.rebuild()
+            self.save_index(force=True)
+            self._data_version = self.db.data_version()
+            self.status = {"index": "rebuilt", "reason": "reindex"}
+        return done
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._closed:
+                return
+            try:
+                self._flush_touches()
+                if self.dirty:
+                    self.save_index()
+            finally:
+                self._closed = True
+                self.db.close()

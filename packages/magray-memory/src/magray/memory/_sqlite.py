@@ -1,0 +1,331 @@
+"""The SQLite source of truth: schema, migrations and row <-> :class:`Record`.
+
+Why plain :mod:`sqlite3` rather than an ORM: every write is one explicit
+``BEGIN IMMEDIATE`` transaction (writers from several processes queue on
+SQLite's lock instead of failing half-way), bulk inserts go through
+``executemany`` without per-object overhead, and nothing slow is imported.
+The database runs in WAL mode with ``synchronous=FULL``: when ``add`` returns,
+the rows and their change-log entries are on disk, so a ``kill -9`` (or a power
+cut) cannot lose them. The faiss index is only a cache of the ``vector`` column.
+
+Labels: ``records.label`` (an ``AUTOINCREMENT`` rowid, never reused) is the id
+the vector index knows a record by. A record's vector never changes under the
+same label: an update that changes the vector gives the record a new label, so
+the change log ``changes(seq, op, label, layer)`` fully describes the index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magray.common.errors import StorageError
+from magray.memory._columns import MetaRow
+from magray.memory._types import Layer, Record
+from magray.memory.errors import StoreCorruptError
+
+__all__ = ["SCHEMA_VERSION", "RecordDB", "record_columns", "row_to_record"]
+
+RECORD_COLUMNS = (
+    "label, id, layer, text, metadata, content_hash, created_at, updated_at, "
+    "last_access, access_count, importance, expires_at, pinned, model_id, dim"
+)
+# Appended to RECORD_COLUMNS when a query wants the vector too.
+VECTOR_COLUMN = ", (SELECT vector FROM vectors WHERE vectors.label = records.label)"
+
+
+def record_columns(*, with_vector: bool = False) -> str:
+    return RECORD_COLUMNS + (VECTOR_COLUMN if with_vector else "")
+
+
+META_COLUMNS = "id, metadata, created_at, updated_at, importance, expires_at, pinned"
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction.
+
+    (``executescript`` would COMMIT first, breaking the migration's atomicity.)
+    """
+    for statement in re.split(r";\s*\n", script):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _m1(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE records (
+            label INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            layer TEXT NOT NULL,
+            text TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            vector BLOB NOT NULL,
+            content_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_access REAL NOT NULL,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            importance REAL NOT NULL DEFAULT 0.5,
+            expires_at REAL,
+            pinned INTEGER NOT NULL DEFAULT 0,
+            model_id TEXT NOT NULL,
+            dim INTEGER NOT NULL
+        );
+        CREATE INDEX records_layer_hash ON records (layer, content_hash);
+        CREATE INDEX records_expires ON records (expires_at) WHERE expires_at IS NOT NULL;
+        CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            op TEXT NOT NULL CHECK (op IN ('add', 'del')),
+            label INTEGER NOT NULL,
+            layer TEXT NOT NULL
+        );
+        CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            record_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at REAL NOT NULL,
+            layer TEXT,
+            details TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX history_record ON history (record_id, seq);
+        CREATE TABLE embed_cache (
+            model_id TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model_id, text_hash)
+        ) WITHOUT ROWID;
+        INSERT INTO meta (key, value) VALUES ('index_epoch', '0');
+        """,
+    )
+
+
+def _m2(conn: sqlite3.Connection) -> None:
+    """Move vectors out of ``records``: scans of records (filters, counts, list) no longer
+    read 1.5 KB of vector per row."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS vectors (label INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+        CREATE TRIGGER IF NOT EXISTS records_delete_vector AFTER DELETE ON records
+            BEGIN DELETE FROM vectors WHERE label = old.label; END;
+        """,
+    )
+    if "vector" in columns:
+        conn.execute("INSERT INTO vectors (label, vector) SELECT label, vector FROM records")
+        conn.execute("ALTER TABLE records DROP COLUMN vector")
+
+
+# Ordered migrations: MIGRATIONS[i] moves a database from version i to i + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def row_to_record(row: sqlite3.Row | tuple[Any, ...], *, with_vector: bool = False) -> Record:
+    """Build a :class:`Record` from a ``SELECT record_columns(...)`` row."""
+    vector = np.frombuffer(row[15], dtype=np.float32) if with_vector else None
+    return Record(
+        id=row[1],
+        layer=Layer(row[2]),
+        text=row[3],
+        metadata=json.loads(row[4]),
+        created_at=row[6],
+        updated_at=row[7],
+        last_access=row[8],
+        access_count=row[9],
+        importance=row[10],
+        expires_at=row[11],
+        pinned=bool(row[12]),
+        content_hash=row[5],
+        model_id=row[13],
+        dim=row[14],
+        vector=vector,
+    )
+
+
+class RecordDB:
+    """One connection to a store's SQLite file, with transaction helpers.
+
+    Args:
+        path: The database file.
+        busy_timeout: Seconds a writer waits for another process's transaction.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 60.0) -> None:
+        self.path = path
+        try:
+            self.conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._migrate()
+        except StorageError:
+            self.conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            raise StoreCorruptError(
+                f"cannot open memory database {path}: {exc}",
+                hint="restore it from a backup (`magray memory backup` makes one), "
+                "or move it away to start an empty store",
+                details={"path": str(path)},
+            ) from exc
+
+    # ------------------------------------------------------------ transactions
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(
+                f"memory store is busy: {exc}",
+                hint="another process holds a long write transaction; try again",
+                retriable=True,
+            ) from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"memory database {self.path} has schema version {version}, newer than this "
+                f"magray-memory understands ({SCHEMA_VERSION})",
+                hint='upgrade: pip install -U "magray-memory"',
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under lock
+            for step in MIGRATIONS[version:]:
+                step(conn)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------ meta
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def data_version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def last_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    def first_seq(self) -> int | None:
+        row = self.conn.execute("SELECT min(seq) FROM changes").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def epoch(self) -> int:
+        return int(self.meta("index_epoch") or 0)
+
+    # ------------------------------------------------------------ history
+    @staticmethod
+    def log(
+        conn: sqlite3.Connection,
+        record_id: str,
+        event: str,
+        at: float,
+        *,
+        layer: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO history (record_id, event, at, layer, details) VALUES (?, ?, ?, ?, ?)",
+            (record_id, event, at, layer, json.dumps(details or {}, sort_keys=True)),
+        )
+
+    @staticmethod
+    def change(conn: sqlite3.Connection, op: str, label: int, layer: str) -> None:
+        conn.execute("INSERT INTO changes (op, label, layer) VALUES (?, ?, ?)", (op, label, layer))
+
+    # ------------------------------------------------------------ reads
+    def records_by_label(
+        self, labels: list[int], *, with_vector: bool = False
+    ) -> dict[int, Record]:
+        out: dict[int, Record] = {}
+        for start in range(0, len(labels), 900):
+            chunk = labels[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT {record_columns(with_vector=with_vector)} FROM records "
+                f"WHERE label IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = row_to_record(row, with_vector=with_vector)
+        return out
+
+    def hit_rows(self, labels: list[int]) -> dict[int, tuple[str, str, dict[str, Any], Layer]]:
+        """``{label: (id, text, metadata, layer)}``: just what a search hit shows."""
+        out: dict[int, tuple[str, str, dict[str, Any], Layer]] = {}
+        for start in range(0, len(labels), 900):
+            chunk = labels[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for label, record_id, text, metadata, layer in self.conn.execute(
+                f"SELECT label, id, text, metadata, layer FROM records WHERE label IN ({marks})",
+                chunk,
+            ):
+                out[label] = (record_id, text, json.loads(metadata), Layer(layer))
+        return out
+
+    def index_rows(self, labels: list[int]) -> dict[int, tuple[str, bytes, MetaRow]]:
+        """``{label: (layer, vector blob, filterable fields)}`` for labels that still exist."""
+        out: dict[int, tuple[str, bytes, MetaRow]] = {}
+        for start in range(0, len(labels), 900):
+            chunk = labels[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT label, layer, {VECTOR_COLUMN.lstrip(', ')}, {META_COLUMNS} FROM records "
+                f"WHERE label IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = (row[1], row[2], MetaRow(*row[3:]))
+        return out
+
+    def labels_by_id(self, ids: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for record_id, label in self.conn.execute(
+                f"SELECT id, label FROM records WHERE id IN ({marks})", chunk
+            ):
+                out[record_id] = label
+        return out
+
+    def file_sizes(self) -> dict[str, int]:
+        sizes = {}
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{self.path}{suffix}")
+            sizes["db" + suffix.replace("-", "_")] = p.stat().st_size if p.exists() else 0
+        return sizes

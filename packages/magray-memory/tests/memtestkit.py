@@ -1,0 +1,79 @@
+"""Test helpers for magray-memory (importable from tests and from their subprocesses).
+
+``HashingEmbedder`` is a real (if weak) bag-of-words embedder: each lower-cased
+word is hashed into one of ``dim`` buckets with a sign, and the counts are
+L2-normalised. Texts sharing words get similar vectors, which is all these
+tests need. It exists only for tests; the product's default embedder comes
+from magray-ai through the ``magray.embedders`` entry point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["Clock", "HashingEmbedder", "unit_vectors"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class HashingEmbedder:
+    """Signed feature hashing of words; deterministic across processes."""
+
+    def __init__(self, dim: int = 64, model_id: str = "test-hashing-64") -> None:
+        self._dim = dim
+        self._model_id = model_id
+        self.calls = 0
+        self.texts_embedded = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self._dim] += 1.0 if (value >> 32) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            if norm == 0:
+                out[row, 0] = 1.0
+            else:
+                out[row] /= norm
+        return out
+
+
+class Clock:
+    """A settable clock (Unix seconds)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def unit_vectors(n: int, dim: int, *, seed: int = 0, clusters: int = 0) -> np.ndarray:
+    """Random L2-normalised float32 vectors (optionally clustered)."""
+    rng = np.random.default_rng(seed)
+    if clusters:
+        centres = rng.normal(size=(clusters, dim))
+        x = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
+    else:
+        x = rng.normal(size=(n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""magray-memory vs raw faiss (and Chroma / LanceDB when installed), side by side.
+
+Usage::
+
+    .venv/bin/python scripts/bench/memory.py [--sizes 10000 100000] [--large] [--queries 300]
+                                             [--crossover] [--json]
+
+Data: synthetic clustered 384-d L2-normalised vectors (200 Gaussian clusters,
+noise 0.35), queries drawn from the same distribution; every record carries
+``{"p": i % 10}`` so ``where={"p": 3}`` selects 10 %.
+
+Each (system, size) runs in its own subprocess, so peak RSS is that system's
+own. All systems see the same vectors and queries. Single-query latencies use
+one thread (faiss.omp_set_num_threads(1)); builds use all cores. Recall@10 is
+measured against exact inner-product search (over the filtered subset for
+filtered queries). "reopen" is the time to open the saved store/index from
+disk; "first query" is the first search after that.
+
+``--crossover`` measures exact flat search against HNSW at small sizes, which
+is how the default ``memory.flat_threshold`` was chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DIM = 384
+K = 10
+M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 64
+
+
+def data(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal(size=(200, DIM), dtype=np.float32)
+    x = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in chunks: 1M x 384 in float64 would need 3 GB
+        stop = min(n, start + 100_000)
+        x[start:stop] = centres[rng.integers(0, 200, stop - start)]
+        x[start:stop] += 0.35 * rng.standard_normal(size=(stop - start, DIM), dtype=np.float32)
+    q = centres[rng.integers(0, 200, queries)] + 0.35 * rng.standard_normal(
+        size=(queries, DIM), dtype=np.float32
+    )
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return x, q.astype(np.float32)
+
+
+def exact_topk(
+    x: np.ndarray, q: np.ndarray, k: int, subset: np.ndarray | None = None
+) -> np.ndarray:
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    base = x if subset is None else x[subset]
+    index = faiss.IndexFlatIP(DIM)
+    index.add(base)
+    _, ids = index.search(q, k)
+    return ids if subset is None else subset[ids]
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    hits = sum(len(set(f) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / (len(found) * truth.shape[1])
+
+
+def lat(fn: Any, queries: np.ndarray) -> tuple[float, float, list[Any]]:
+    times, out = [], []
+    for v in queries:
+        start = time.perf_counter()
+        out.append(fn(v))
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99)), out
+
+
+def rss_mb() -> float:
+    """Peak RSS of this process (VmHWM; ru_maxrss would include the parent's from before exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- systems (one per subprocess)
+def run_faiss(n: int, nq: int, work: Path) -> dict[str, Any]:
+    import faiss
+
+    x, q = data(n, nq)
+    sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
+    threads = os.cpu_count() or 1
+    faiss.omp_set_num_threads(threads)
+    start = time.perf_counter()
+    index = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = EF_CONSTRUCTION
+    index.add(x)
+    build = time.perf_counter() - start
+    index.hnsw.efSearch = EF_SEARCH
+    faiss.omp_set_num_threads(threads)
+    start = time.perf_counter()
+    index.search(q, K)
+    qps = nq / (time.perf_counter() - start)
+    faiss.omp_set_num_threads(1)
+    p50, p99, res = lat(lambda v: index.search(v[None], K)[1][0].tolist(), q)
+    mask = np.zeros(n, dtype=bool)
+    mask[sel10] = True
+    bitmap = np.packbits(mask, bitorder="little")
+    params = faiss.SearchParametersHNSW(
+        sel=faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap)), efSearch=EF_SEARCH
+    )
+    f50, f99, fres = lat(lambda v: index.search(v[None], K, params=params)[1][0].tolist(), q)
+    faiss.write_index(index, str(work / "faiss.index"))
+    return {
+        "build_s": build,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "qps_batched": qps,
+        "recall": recall(res, exact_topk(x, q, K)),
+        "filtered_p50_ms": f50,
+        "filtered_p99_ms": f99,
+        "filtered_recall": recall(fres, exact_topk(x, q, K, sel10)),
+        "rss_mb": rss_mb(),
+    }
+
+
+def run_magray(n: int, nq: int, work: Path) -> dict[str, Any]:
+    import faiss
+
+    from magray.common.settings import MemorySettings
+    from magray.memory import MemoryStore
+
+    x, q = data(n, nq)
+    sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
+    settings = MemorySettings(
+        dedupe=False, hnsw_m=M, hnsw_ef_construction=EF_CONSTRUCTION, hnsw_ef_search=EF_SEARCH
+    )
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    path = work / "store"
+    start = time.perf_counter()
+    store = MemoryStore.open(path, None, dim=DIM, settings=settings)
+    batch = 5000
+    for i in range(0, n, batch):
+        j = min(n, i + batch)
+        store.add(
+            [f"record {t}" for t in range(i, j)],
+            [{"p": t % 10} for t in range(i, j)],
+            ids=[str(t) for t in range(i, j)],
+            vectors=x[i:j],
+            layer="assets",
+        )
+    build = time.perf_counter() - start
+    # Latencies first: the store caches the records of recent hits, so queries it has not
+    # seen yet are the honest case. The batched QPS runs last, over the same queries.
+    faiss.omp_set_num_threads(1)
+    p50, p99, res = lat(lambda v: [int(h.id) for h in store.search(v, k=K)], q)
+    f50, f99, fres = lat(lambda v: [int(h.id) for h in store.search(v, k=K, where={"p": 3})], q)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    start = time.perf_counter()
+    store.search_many(q, k=K)
+    qps = nq / (time.perf_counter() - start)
+    kind = store.stats()["layers"]["assets"]["index"]
+    start = time.perf_counter()
+    store.close()
+    close = time.perf_counter() - start
+    return {
+        "build_s": build,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "qps_batched": qps,
+        "recall": recall(res, exact_topk(x, q, K)),
+        "filtered_p50_ms": f50,
+        "filtered_p99_ms": f99,
+        "filtered_recall": recall(fres, exact_topk(x, q, K, sel10)),
+        "close_s": close,
+        "index": kind,
+        "rss_mb": rss_mb(),
+    }
+
+
+def run_chroma(n: int, nq: int, work: Path) -> dict[str, Any]:
+    import chromadb
+
+    x, q = data(n, nq)
+    sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
+    client = chromadb.PersistentClient(path=str(work / "chroma"))
+    col = client.create_collection("bench", metadata={"hnsw:space": "ip"})
+    start = time.perf_counter()
+    for i in range(0, n, 5000):
+        j = min(n, i + 5000)
+        col.add(
+            ids=[str(t) for t in range(i, j)],
+            embeddings=x[i:j].tolist(),
+            metadatas=[{"p": t % 10} for t in range(i, j)],
+        )
+    build = time.perf_counter() - start
+    p50, p99, res = lat(
+        lambda v: [int(i) for i in col.query(query_embeddings=[v.tolist()], n_results=K)["ids"][0]],
+        q,
+    )
+    f50, f99, fres = lat(
+        lambda v: [
+            int(i)
+            for i in col.query(query_embeddings=[v.tolist()], n_results=K, where={"p": 3})["ids"][0]
+        ],
+        q,
+    )
+    return {
+        "build_s": build,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "qps_batched": None,
+        "recall": recall(res, exact_topk(x, q, K)),
+        "filtered_p50_ms": f50,
+        "filtered_p99_ms": f99,
+        "filtered_recall": recall(fres, exact_topk(x, q, K, sel10)),
+        "rss_mb": rss_mb(),
+    }
+
+
+def run_lancedb(n: int, nq: int, work: Path) -> dict[str, Any]:
+    import lancedb
+    import pyarrow as pa
+
+    x, q = data(n, nq)
+    sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
+    db = lancedb.connect(str(work / "lance"))
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(n, dtype=np.int64)),
+            "p": pa.array((np.arange(n) % 10).astype(np.int64)),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM),
+        }
+    )
+    start = time.perf_counter()
+    tbl = db.create_table("b", table)
+    tbl.create_index(metric="dot", vector_column_name="vector", index_type="IVF_HNSW_SQ")
+    tbl.create_scalar_index("p", index_type="BITMAP")
+    build = time.perf_counter() - start
+
+    def query(v: np.ndarray, where: str | None = None) -> list[int]:
+        search = tbl.search(v).distance_type("dot").limit(K).select(["id"])
+        if where:
+            search = search.where(where, prefilter=True)
+        return [int(i) for i in search.to_arrow()["id"].to_pylist()]
+
+    p50, p99, res = lat(query, q)
+    f50, f99, fres = lat(lambda v: query(v, "p = 3"), q)
+    return {
+        "build_s": build,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "qps_batched": None,
+        "recall": recall(res, exact_topk(x, q, K)),
+        "filtered_p50_ms": f50,
+        "filtered_p99_ms": f99,
+        "filtered_recall": recall(fres, exact_topk(x, q, K, sel10)),
+        "rss_mb": rss_mb(),
+    }
+
+
+def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
+    """Open a saved index/store in this fresh process; time the open and the first queries."""
+    _, q = data(10, nq)
+    v0, v1 = q[0], q[1]
+    import faiss  # imports are not part of "reopen"
+
+    faiss.omp_set_num_threads(1)
+    if system == "magray":
+        import magray.common.settings  # noqa: F401  (pydantic; MemoryStore.open loads it)
+        from magray.memory import MemoryStore
+    elif system == "chroma":
+        import chromadb
+    elif system == "lancedb":
+        import lancedb
+    filtered: float | None = None
+    start = time.perf_counter()
+    if system == "faiss":
+        index = faiss.read_index(str(work / "faiss.index"))
+        index.hnsw.efSearch = EF_SEARCH
+        opened = time.perf_counter()
+        index.search(v0[None], K)
+        first = time.perf_counter()
+    elif system == "magray":
+        store = MemoryStore.open(work / "store", None)
+        opened = time.perf_counter()
+        store.search(v0, k=K)
+        first = time.perf_counter()
+        store.search(v1, k=K, where={"p": 3})
+        filtered = time.perf_counter() - first
+    elif system == "chroma":
+        col = chromadb.PersistentClient(path=str(work / "chroma")).get_collection("bench")
+        opened = time.perf_counter()
+        col.query(query_embeddings=[v0.tolist()], n_results=K)
+        first = time.perf_counter()
+        col.query(query_embeddings=[v1.tolist()], n_results=K, where={"p": 3})
+        filtered = time.perf_counter() - first
+    else:
+        tbl = lancedb.connect(str(work / "lance")).open_table("b")
+        opened = time.perf_counter()
+        tbl.search(v0).distance_type("dot").limit(K).to_arrow()
+        first = time.perf_counter()
+        tbl.search(v1).distance_type("dot").limit(K).where("p = 3", prefilter=True).to_arrow()
+        filtered = time.perf_counter() - first
+    return {
+        "reopen_s": opened - start,
+        "first_query_ms": (first - opened) * 1000,
+        "first_filtered_ms": None if filtered is None else filtered * 1000,
+        "reopen_rss_mb": rss_mb(),
+    }
+
+
+SYSTEMS = {"faiss": run_faiss, "magray": run_magray, "chroma": run_chroma, "lancedb": run_lancedb}
+
+
+def available(system: str) -> str | None:
+    """None when runnable, else why not."""
+    import importlib.util
+
+    module = {"chroma": "chromadb", "lancedb": "lancedb"}.get(system)
+    if module and importlib.util.find_spec(module) is None:
+        return f"{module} is not installed (pip install 'magray-memory[bench]')"
+    return None
+
+
+def crossover(sizes: list[int], nq: int) -> list[dict[str, Any]]:
+    import faiss
+
+    rows = []
+    for n in sizes:
+        x, q = data(n, nq)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        flat = faiss.IndexFlatIP(DIM)
+        flat.add(x)
+        start = time.perf_counter()
+        hnsw = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = EF_CONSTRUCTION
+        hnsw.add(x)
+        build = time.perf_counter() - start
+        hnsw.hnsw.efSearch = EF_SEARCH
+        faiss.omp_set_num_threads(1)
+        f50, _, _ = lat(lambda v, f=flat: f.search(v[None], K), q)
+        h50, _, res = lat(lambda v, h=hnsw: h.search(v[None], K)[1][0].tolist(), q)
+        rows.append(
+            {
+                "n": n,
+                "flat_p50_ms": f50,
+                "hnsw_p50_ms": h50,
+                "hnsw_build_s": build,
+                "hnsw_recall": recall(res, exact_topk(x, q, K)),
+            }
+        )
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--large", action="store_true", help="also 1,000,000 vectors")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--systems", nargs="+", default=["faiss", "magray", "chroma", "lancedb"])
+    parser.add_argument("--crossover", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one", nargs=2, metavar=("SYSTEM", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--reopen", nargs=2, metavar=("SYSTEM", "DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reopen:
+        print(json.dumps(reopen(args.reopen[0], Path(args.reopen[1]), args.queries)))
+        return
+    if args.one:
+        system, n = args.one[0], int(args.one[1])
+        with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as work:
+            row = SYSTEMS[system](n, args.queries, Path(work))
+            again = subprocess.run(
+                [sys.executable, __file__, "--reopen", system, work, "--queries", "2"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            row.update(json.loads(again.stdout.strip().splitlines()[-1]))
+            print(json.dumps(row))
+        return
+    if args.crossover:
+        rows = crossover([1000, 2000, 5000, 10_000, 20_000, 50_000], args.queries)
+        print(json.dumps(rows, indent=2) if args.json else _crossover_table(rows))
+        return
+    sizes = args.sizes + ([1_000_000] if args.large else [])
+    results: dict[str, dict[str, Any]] = {}
+    for n in sizes:
+        for system in args.systems:
+            why = available(system) if system in SYSTEMS else f"no runner for {system} yet"
+            if why:
+                print(f"skip {system}: {why}", file=sys.stderr)
+                continue
+            print(f"running {system} at {n:,}...", file=sys.stderr)
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", system, str(n), "--queries", str(args.queries)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if out.returncode != 0:
+                print(f"{system} at {n} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            results.setdefault(str(n), {})[system] = json.loads(out.stdout.strip().splitlines()[-1])
+    meta = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "queries": args.queries,
+    }
+    if args.json:
+        print(json.dumps({"meta": meta, "results": results}, indent=2))
+    else:
+        print(_table(results))
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _table(results: dict[str, dict[str, Any]]) -> str:
+    cols = [
+        ("build_s", "build/ingest s", 1),
+        ("p50_ms", "p50 ms", 3),
+        ("p99_ms", "p99 ms", 3),
+        ("qps_batched", "QPS", 0),
+        ("recall", "recall@10", 3),
+        ("filtered_p50_ms", "10% filter p50 ms", 3),
+        ("filtered_recall", "filter recall@10", 3),
+        ("reopen_s", "reopen s", 3),
+        ("first_query_ms", "1st query ms", 2),
+        ("first_filtered_ms", "1st filtered ms", 1),
+        ("rss_mb", "peak RSS MB", 0),
+        ("reopen_rss_mb", "RSS after reopen MB", 0),
+    ]
+    lines = [
+        "| n | system | " + " | ".join(c[1] for c in cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+    ]
+    for n, systems in results.items():
+        for name, row in systems.items():
+            lines.append(
+                f"| {int(n):,} | {name} | "
+                + " | ".join(_fmt(row.get(c[0]), c[2]) for c in cols)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
+def _crossover_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| n | flat p50 ms | HNSW p50 ms | HNSW build s | HNSW recall@10 |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']:,} | {r['flat_p50_ms']:.3f} | {r['hnsw_p50_ms']:.3f} | "
+            f"{r['hnsw_build_s']:.2f} | {r['hnsw_recall']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
