@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tools": ("magray.cli.commands.tools:tools", "List, describe and run sandboxed tools."),
     "todo": ("magray.cli.commands.todo:todo", "Task DAG: add, list, run and track tasks."),
     "memory": ("magray.cli.commands.memory:memory", "Store, search and manage memories."),
+    "llm": ("magray.cli.commands.llm:llm", "Language models: list, test, ask."),
 }
 
 

@@ -1,0 +1,188 @@
+"""``magray llm models|test|ask`` against a loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from magray.cli import cli
+
+# litellm (not magray) trips `filterwarnings = error`: a deprecated pydantic attribute while
+# streaming and an event loop its sync service logger leaves to the garbage collector.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:litellm.*"),
+    pytest.mark.filterwarnings("ignore:Accessing the 'model_computed_fields':DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    requests: list[dict[str, Any]]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.server.requests.append(body)  # type: ignore[attr-defined]
+        if body.get("stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for delta, finish in (({"content": "streamed "}, None), ({"content": "reply"}, "stop")):
+                chunk = {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+            return
+        text = "pong" if "pong" in json.dumps(body["messages"]) else "the answer"
+        data = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def llm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    host, port = httpd.server_address[:2]
+    monkeypatch.setenv("MAGRAY_LLM__MODEL", "openai/loopback")
+    monkeypatch.setenv("MAGRAY_LLM__API_BASE", f"http://{host}:{port}/v1")
+    monkeypatch.setenv("MAGRAY_LLM__API_KEY", "sk-cli-test")
+    monkeypatch.setenv("MAGRAY_LLM__MAX_RETRIES", "0")
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def invoke(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_models_without_configuration() -> None:
+    result = invoke("llm", "models")
+    assert result.exit_code == 0
+    assert "rule-based" in result.output
+    data = json.loads(invoke("llm", "models", "--json").output)
+    assert data == {"models": [], "rule_based_only": True}
+
+
+def test_models_report_keys_without_showing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGRAY_LLM__MODEL", "openai/gpt-4o-mini")
+    monkeypatch.setenv(
+        "MAGRAY_LLM__FALLBACKS", '["anthropic/claude-3-5-haiku-latest", "ollama/llama3"]'
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = invoke("llm", "models", "--json")
+    assert "sk-secret-value" not in result.output
+    rows = {m["model"]: m for m in json.loads(result.output)["models"]}
+    assert rows["openai/gpt-4o-mini"]["role"] == "primary"
+    assert (rows["openai/gpt-4o-mini"]["key"], rows["openai/gpt-4o-mini"]["key_source"]) == (
+        "present",
+        "env OPENAI_API_KEY",
+    )
+    assert rows["anthropic/claude-3-5-haiku-latest"]["key"] == "missing"
+    assert "ANTHROPIC_API_KEY" in rows["anthropic/claude-3-5-haiku-latest"]["key_source"]
+    assert rows["ollama/llama3"]["key"] == "not needed"
+    table = invoke("llm", "models").output
+    assert "primary" in table
+    assert "sk-secret-value" not in table
+
+
+@pytest.mark.network_stub
+def test_ask_prints_the_reply_and_json(llm_server: Any) -> None:
+    result = invoke("llm", "ask", "what", "is", "it?", "--system", "be brief")
+    assert result.exit_code == 0
+    assert result.output.strip() == "the answer"
+    sent = llm_server.requests[-1]
+    assert sent["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "what is it?"},
+    ]
+    data = json.loads(invoke("llm", "ask", "again", "--json", "--max-tokens", "9").output)
+    assert data["text"] == "the answer"
+    assert data["usage"]["total_tokens"] == 5
+    assert data["model"] == "openai/loopback"
+    assert llm_server.requests[-1]["max_tokens"] == 9
+
+
+@pytest.mark.network_stub
+def test_ask_streams_and_reads_stdin(llm_server: Any) -> None:
+    result = invoke("llm", "ask", "--stream", input="from stdin\n")
+    assert result.exit_code == 0
+    assert result.output.strip() == "streamed reply"
+    assert llm_server.requests[-1]["messages"][-1]["content"] == "from stdin"
+    assert llm_server.requests[-1]["stream"] is True
+
+
+@pytest.mark.network_stub
+def test_llm_test_reports_timing(llm_server: Any) -> None:
+    result = invoke("llm", "test")
+    assert result.exit_code == 0
+    assert "openai/loopback: ok in" in result.output
+    assert "'pong'" in result.output
+    data = json.loads(invoke("llm", "test", "--json").output)
+    assert data["ok"] is True
+    assert data["reply"] == "pong"
+    assert data["latency_ms"] >= 0
+
+
+def test_errors_end_to_end(run_magray: Any) -> None:
+    result = run_magray("llm", "ask", "hello")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error[llm.not_configured]")
+    assert "hint: " in result.stderr
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "MAGRAY_LLM__MODEL": "openai/nowhere",
+        "MAGRAY_LLM__API_BASE": f"http://127.0.0.1:{port}/v1",
+        "MAGRAY_LLM__API_KEY": "k",
+        "MAGRAY_LLM__MAX_RETRIES": "0",
+    }
+    result = run_magray("llm", "test", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error[llm.network]")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,285 @@
+"""Action planning: a goal → a plan of tool steps that forms a valid DAG.
+
+:class:`RulePlanner` splits the goal into clauses at sequencing words ("then",
+"after that", "finally", numbered lists, "; ") and plans one step per clause
+with the rule-based selector and extractor; each step depends on the one before.
+:class:`LLMPlanner` asks a model for the steps. Every plan, whoever made it, is
+checked by :meth:`Plan.validate` (unique ids, known tools, existing
+dependencies, no cycles: Kahn's topological sort, stdlib only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from magray.common.errors import LLMError
+from magray.llm._intent import Intent, IntentKind, RuleIntentAnalyzer
+from magray.llm._params import RuleParameterExtractor, validate_arguments
+from magray.llm._select import RuleToolSelector, tool_specs
+from magray.llm.errors import PlanValidationError
+
+if TYPE_CHECKING:
+    from magray.llm._client import LLMClient
+
+__all__ = ["ActionPlanner", "LLMPlanner", "Plan", "PlanStep", "RulePlanner", "split_steps"]
+
+
+class PlanStep(BaseModel):
+    """One tool call in a plan."""
+
+    id: str = Field(description="Unique step id, e.g. 's1'.")
+    tool: str = Field(description="The tool's exact name.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Arguments for the tool.")
+    depends_on: list[str] = Field(default_factory=list, description="Ids of steps needed first.")
+    description: str = Field(default="", description="What this step does.")
+    missing: list[str] = Field(
+        default_factory=list, description="Required arguments not known yet."
+    )
+
+
+class Plan(BaseModel):
+    """A goal and its steps; ``unplanned`` lists parts of the goal no tool covers."""
+
+    goal: str
+    steps: list[PlanStep] = Field(default_factory=list)
+    unplanned: list[str] = Field(default_factory=list)
+    source: str = "rules"
+
+    def validate_dag(self, tool_names: Iterable[str] | None = None) -> None:
+        """Check the plan is executable as a DAG.
+
+        Raises:
+            PlanValidationError: Duplicate ids, unknown tools, dangling or self
+                dependencies, or a cycle (the message names the steps involved).
+        """
+        problems: list[str] = []
+        ids = [s.id for s in self.steps]
+        seen: set[str] = set()
+        for step_id in ids:
+            if step_id in seen:
+                problems.append(f"duplicate step id {step_id!r}")
+            seen.add(step_id)
+        known = set(tool_names) if tool_names is not None else None
+        for step in self.steps:
+            if known is not None and step.tool not in known:
+                problems.append(f"step {step.id!r} uses unknown tool {step.tool!r}")
+            for dep in step.depends_on:
+                if dep == step.id:
+                    problems.append(f"step {step.id!r} depends on itself")
+                elif dep not in seen:
+                    problems.append(f"step {step.id!r} depends on missing step {dep!r}")
+        if not problems:
+            cycle = self._cycle()
+            if cycle:
+                problems.append(f"dependency cycle among steps {', '.join(sorted(cycle))}")
+        if problems:
+            raise PlanValidationError(
+                f"invalid plan: {problems[0]}"
+                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                hint="fix the plan's step ids, tools and depends_on so they form a DAG",
+                details={"problems": problems},
+            )
+
+    def _cycle(self) -> set[str]:
+        """Ids left over by Kahn's algorithm (empty when acyclic)."""
+        indegree = {s.id: 0 for s in self.steps}
+        children: dict[str, list[str]] = {s.id: [] for s in self.steps}
+        for step in self.steps:
+            for dep in set(step.depends_on):
+                if dep in children:
+                    children[dep].append(step.id)
+                    indegree[step.id] += 1
+        queue = deque(i for i, d in indegree.items() if d == 0)
+        done = 0
+        while queue:
+            node = queue.popleft()
+            done += 1
+            for child in children[node]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    queue.append(child)
+        return {i for i, d in indegree.items() if d > 0} if done < len(indegree) else set()
+
+    def order(self) -> list[PlanStep]:
+        """Steps in a dependency-respecting order (stable: plan order among ready steps).
+
+        Raises:
+            PlanValidationError: The plan is not a DAG.
+        """
+        self.validate_dag()
+        by_id = {s.id: s for s in self.steps}
+        placed: set[str] = set()
+        out: list[PlanStep] = []
+        while len(out) < len(self.steps):
+            for step in self.steps:
+                if step.id not in placed and all(d in placed for d in step.depends_on):
+                    out.append(by_id[step.id])
+                    placed.add(step.id)
+                    break
+        return out
+
+
+class ActionPlanner(Protocol):
+    """Anything that turns a goal into a :class:`Plan`."""
+
+    def plan(self, goal: str, tools: Sequence[Mapping[str, Any]]) -> Plan: ...
+
+
+_SEQUENCE = re.compile(
+    r"\s*(?:\n\s*(?:\d+[.)]|[-*])\s*|^\s*(?:\d+[.)]|[-*])\s*|;\s*|"
+    r",?\s*\b(?:and then|then|after that|afterwards|and finally|finally|next|followed by|"
+    r"once (?:that|it)(?:'s| is) done)\b[,:]?\s*)",
+    re.IGNORECASE,
+)
+_AND_VERB = re.compile(
+    r"\s+and\s+(?=(?:run|commit|read|write|save|search|push|pull|list|show|create|fetch|download|add|"
+    r"remember|delete|open|check|install|grep|find|mark|remind|summari[sz]e|execute|look up)\b)",
+    re.IGNORECASE,
+)
+
+
+def split_steps(goal: str) -> list[str]:
+    """Clauses of a goal in order: split at sequencing words, list items and "and <verb>"."""
+    text = re.sub(r"^\s*(?:first(?:ly)?|to start)[,:]?\s+", "", goal.strip(), flags=re.IGNORECASE)
+    parts: list[str] = []
+    for chunk in _SEQUENCE.split(text):
+        for piece in _AND_VERB.split(chunk or ""):
+            clause = re.sub(
+                r"^\s*(?:first(?:ly)?|and)\s+", "", piece.strip(" ,.;"), flags=re.IGNORECASE
+            )
+            if clause:
+                parts.append(clause)
+    return parts
+
+
+class RulePlanner:
+    """Deterministic planning: one step per clause, chained in order.
+
+    Clauses for which no tool scores high enough go to ``Plan.unplanned``; a
+    step whose required arguments are unknown lists them in ``missing`` (a later
+    step's input often is an earlier step's output, which only exists at run time).
+    """
+
+    def __init__(
+        self,
+        *,
+        analyzer: RuleIntentAnalyzer | None = None,
+        selector: RuleToolSelector | None = None,
+        extractor: RuleParameterExtractor | None = None,
+    ) -> None:
+        self.analyzer = analyzer or RuleIntentAnalyzer()
+        self.selector = selector or RuleToolSelector(analyzer=self.analyzer)
+        self.extractor = extractor or RuleParameterExtractor()
+
+    def plan(self, goal: str, tools: Sequence[Mapping[str, Any]]) -> Plan:
+        by_name = {spec.name: tool for spec, tool in zip(tool_specs(tools), tools, strict=True)}
+        steps: list[PlanStep] = []
+        unplanned: list[str] = []
+        for clause in split_steps(goal):
+            intent = self.analyzer.analyze(clause)
+            if intent.kind == IntentKind.PLAN:  # a clause is one action: take its best area
+                area = max(
+                    (k for k in intent.scores if k not in ("plan", "chat")),
+                    key=lambda k: intent.scores[k],
+                    default="chat",
+                )
+                intent = Intent(IntentKind(area), intent.confidence, intent.signals, intent.source)
+            selection = self.selector.select(clause, tools, intent=intent)
+            if selection.tool is None:
+                unplanned.append(clause)
+                continue
+            extraction = self.extractor.extract(clause, by_name[selection.tool])
+            step_id = f"s{len(steps) + 1}"
+            steps.append(
+                PlanStep(
+                    id=step_id,
+                    tool=selection.tool,
+                    args=extraction.arguments,
+                    depends_on=[steps[-1].id] if steps else [],
+                    description=clause,
+                    missing=extraction.missing,
+                )
+            )
+        plan = Plan(goal=goal, steps=steps, unplanned=unplanned, source="rules")
+        plan.validate_dag(by_name)
+        return plan
+
+
+class PlanReply(BaseModel):
+    """The model's plan."""
+
+    steps: list[PlanStep]
+
+
+class LLMPlanner:
+    """Planning by a language model; the plan is validated as a DAG over the real tools.
+
+    Arguments the schema rejects are dropped and reported as missing. An
+    invalid plan (unknown tool, cycle, ...) raises :class:`PlanValidationError`
+    (or falls back to the rules when ``fallback_on_invalid``); a failed call
+    falls back to :class:`RulePlanner` unless ``raise_errors``.
+    """
+
+    def __init__(
+        self,
+        client: LLMClient,
+        *,
+        fallback: ActionPlanner | None = None,
+        raise_errors: bool = False,
+        fallback_on_invalid: bool = True,
+        prompt_version: int | None = None,
+        max_tokens: int = 1024,
+    ) -> None:
+        self.client = client
+        self.fallback = fallback if fallback is not None else RulePlanner()
+        self.raise_errors = raise_errors
+        self.fallback_on_invalid = fallback_on_invalid
+        self.prompt_version = prompt_version
+        # Caps a runaway reply (a JSON grammar allows endless whitespace).
+        self.max_tokens = max_tokens
+
+    def plan(self, goal: str, tools: Sequence[Mapping[str, Any]]) -> Plan:
+        from magray.llm._prompts import load_prompt
+
+        specs = tool_specs(tools)
+        listing = "\n".join(
+            f"- {s.name}: {s.description} {json.dumps(s.parameters, separators=(',', ':'))}"
+            for s in specs
+        )
+        prompt = load_prompt("plan", version=self.prompt_version)
+        try:
+            reply = self.client.structured(
+                prompt.messages(goal=goal, tools=listing),
+                PlanReply,
+                temperature=0,
+                max_tokens=self.max_tokens,
+            )
+        except LLMError as exc:
+            if self.raise_errors:
+                raise
+            result = self.fallback.plan(goal, tools)
+            return result.model_copy(update={"source": f"rules (llm failed: {exc.code})"})
+        by_name = {s.name: s for s in specs}
+        steps = []
+        for proposed in reply.steps:
+            spec = by_name.get(proposed.tool)
+            step = proposed
+            if spec is not None:
+                args, missing, _ = validate_arguments(proposed.args, spec)
+                step = proposed.model_copy(update={"args": args, "missing": missing})
+            steps.append(step)
+        plan = Plan(goal=goal, steps=steps, source="llm")
+        try:
+            plan.validate_dag(by_name)
+        except PlanValidationError:
+            if not self.fallback_on_invalid or self.raise_errors:
+                raise
+            result = self.fallback.plan(goal, tools)
+            return result.model_copy(update={"source": "rules (llm plan was invalid)"})
+        return plan
