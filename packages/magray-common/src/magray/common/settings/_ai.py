@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,3 +39,18 @@ class AISettings(BaseModel):
         default=None, ge=8, description="Truncate inputs to this many tokens (default: model card)."
     )
     cache_entries: int = Field(default=10_000, ge=0, description="Embedding LRU cache size.")
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        default="all", description="ONNX Runtime graph optimisation level."
+    )
+    memory_arena: bool = Field(default=True, description="Keep ONNX Runtime's CPU memory arena.")
+    breaker_failure_threshold: int = Field(
+        default=3, ge=1, description="Consecutive provider failures that open its circuit."
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0, ge=0, description="Seconds an open circuit waits before a probe call."
+    )
+    provider_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Deadline of one call on a GPU provider before falling back (unset = none).",
+    )

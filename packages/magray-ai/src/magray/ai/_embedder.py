@@ -1,0 +1,294 @@
+"""Sentence embeddings with ONNX Runtime: tokenise, bucket by length, run, pool, normalise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from magray.ai._cache import EmbeddingCache
+from magray.ai._fallback import Backend, FallbackManager
+from magray.ai._providers import OrtBackend, SessionConfig, select_providers
+from magray.ai._registry import ModelCard, ModelRegistry, ResolvedModel
+from magray.ai._tokenizer import Encoded, TextTokenizer
+from magray.ai.errors import ModelVerificationError
+from magray.common.errors import InvalidInputError
+from magray.common.metrics import MetricsRegistry, default_registry
+
+if TYPE_CHECKING:
+    from magray.common.settings import AISettings
+
+__all__ = ["Embedder", "pool", "validate_texts"]
+
+
+def validate_texts(texts: Sequence[str]) -> list[str]:
+    """A list copy of ``texts``; raises on a bare string, a non-string or blank text."""
+    if isinstance(texts, str | bytes):
+        raise InvalidInputError(
+            "texts must be a sequence of strings, not a single string",
+            hint="wrap it in a list: embed([text])",
+        )
+    items = list(texts)
+    for index, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"texts[{index}] is {type(text).__name__}, not str",
+                hint="pass strings only",
+            )
+        if not text.strip():
+            raise InvalidInputError(
+                f"texts[{index}] is empty or whitespace only",
+                hint="drop empty texts before embedding them",
+                details={"index": index},
+            )
+    return items
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
+    """Pool token vectors ``(batch, tokens, dim)`` to ``(batch, dim)`` (``none`` passes through)."""
+    if how == "none":
+        return hidden
+    if how == "cls":
+        return hidden[:, 0, :]
+    if how == "last":
+        last = np.maximum(mask.sum(axis=1) - 1, 0)
+        return hidden[np.arange(hidden.shape[0]), last, :]
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    result: np.ndarray = summed / np.maximum(weights.sum(axis=1), 1e-9)
+    return result
+
+
+def _output_selector(output: str | int) -> tuple[list[str] | None, int]:
+    if isinstance(output, str):
+        return [output], 0
+    return None, int(output)
+
+
+class _FeedFilteringBackend:
+    """An :class:`OrtBackend` fed only the inputs its graph declares."""
+
+    def __init__(self, backend: OrtBackend) -> None:
+        self._backend = backend
+        self._inputs: set[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._backend.name
+
+    def run(self, feeds: Any) -> list[Any]:
+        if self._inputs is None:
+            self._inputs = set(self._backend.input_names())
+        return self._backend.run({k: v for k, v in feeds.items() if k in self._inputs})
+
+
+def build_backends(
+    resolved: ResolvedModel,
+    *,
+    providers: Sequence[str],
+    config: SessionConfig,
+) -> list[Backend]:
+    """One feed-filtering ONNX Runtime backend per provider, best first."""
+    names, _ = _output_selector(resolved.card.output)
+    return [
+        _FeedFilteringBackend(
+            OrtBackend(resolved.model_path, provider, config=config, output_names=names)
+        )
+        for provider in providers
+    ]
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors with an ONNX sentence-embedding model.
+
+    Thread-safe: ONNX Runtime sessions run concurrently, the cache has its own
+    lock, and nothing holds a lock across inference.
+
+    Args:
+        model: Registry name (``"default"`` = the default embedding model) or a
+            :class:`ResolvedModel`.
+        registry: Registry to resolve names in (default: user models dir from settings).
+        providers: Execution providers to try, best first (default: auto, CPU last).
+        force_cpu: Use only the CPU provider.
+        session_config: ONNX Runtime threads/optimisation options.
+        batch_size: Texts per inference call after length bucketing.
+        max_tokens: Truncation length (default: the model card's).
+        cache_entries: LRU cache capacity (0 disables it).
+        failure_threshold: Consecutive failures that open a provider's circuit.
+        cooldown_s: Open-circuit cooldown before a half-open probe.
+        timeout_s: Deadline of one call on a non-CPU provider.
+        clock: Monotonic clock for the circuit breakers.
+        metrics: Metrics registry (default: the process-wide one).
+        backends: Ready backends, best first (tests inject failing ones).
+
+    Example:
+        >>> embedder = Embedder()
+        >>> embedder.embed(["hello world"]).shape
+        (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | ResolvedModel = "default",
+        *,
+        registry: ModelRegistry | None = None,
+        providers: Sequence[str] | None = None,
+        force_cpu: bool = False,
+        session_config: SessionConfig | None = None,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        cache_entries: int = 10_000,
+        failure_threshold: int = 3,
+        cooldown_s: float = 30.0,
+        timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: MetricsRegistry | None = None,
+        backends: Sequence[Backend] | None = None,
+    ) -> None:
+        if isinstance(model, ResolvedModel):
+            resolved = model
+        else:
+            resolved = (registry or ModelRegistry()).resolve(model)
+        if resolved.card.task != "embed":
+            raise InvalidInputError(
+                f"model {resolved.card.name!r} is a {resolved.card.task} model, not an embedder",
+                hint="pick an embedding model from `magray models list`",
+            )
+        if batch_size < 1:
+            raise InvalidInputError("batch_size must be >= 1")
+        self.resolved = resolved
+        self.card: ModelCard = resolved.card
+        self.batch_size = batch_size
+        self.max_tokens = min(max_tokens or self.card.max_tokens, self.card.max_tokens)
+        self.tokenizer = TextTokenizer(resolved.tokenizer_path, max_tokens=self.max_tokens)
+        self._metrics = metrics or default_registry()
+        self.cache = EmbeddingCache(cache_entries, metrics=self._metrics)
+        if backends is None:
+            chosen = select_providers(force_cpu=force_cpu, preferred=list(providers or ()))
+            backends = build_backends(
+                resolved, providers=chosen, config=session_config or SessionConfig()
+            )
+        self.manager = FallbackManager(
+            backends,
+            failure_threshold=failure_threshold,
+            cooldown_s=cooldown_s,
+            timeout_s=timeout_s,
+            clock=clock,
+            metrics=self._metrics,
+        )
+        _, self._output_index = _output_selector(self.card.output)
+
+    @classmethod
+    def from_settings(
+        cls, settings: AISettings | None = None, *, model: str | None = None, **overrides: Any
+    ) -> Embedder:
+        """An embedder configured from the ``[ai]`` settings section (loaded when not given)."""
+        if settings is None:
+            from magray.common.settings import load_settings
+
+            settings = load_settings().settings.ai
+        options: dict[str, Any] = {
+            "registry": ModelRegistry(models_dir=settings.models_dir),
+            "providers": settings.providers,
+            "force_cpu": settings.force_cpu,
+            "session_config": SessionConfig(
+                intra_op_threads=settings.intra_op_threads,
+                graph_optimization=settings.graph_optimization,
+                memory_arena=settings.memory_arena,
+            ),
+            "batch_size": settings.batch_size,
+            "max_tokens": settings.max_tokens,
+            "cache_entries": settings.cache_entries,
+            "failure_threshold": settings.breaker_failure_threshold,
+            "cooldown_s": settings.breaker_cooldown_s,
+            "timeout_s": settings.provider_timeout_s,
+        }
+        options.update(overrides)
+        return cls(model or settings.embedding_model, **options)
+
+    # ------------------------------------------------------------------ API
+    @property
+    def model_id(self) -> str:
+        """Stable id of model + variant + weights hash (stored with vectors)."""
+        return self.card.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.card.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` into a ``(len(texts), dim)`` float32 array of unit-length rows.
+
+        Raises:
+            InvalidInputError: a text is empty/whitespace, or ``texts`` is a bare string.
+            InferenceError: every execution provider failed.
+        """
+        items = validate_texts(texts)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for index, text in enumerate(items):
+            cached = self.cache.get(self.model_id, text)
+            if cached is None:
+                missing.setdefault(text, []).append(index)
+            else:
+                out[index] = cached
+        if missing:
+            unique = list(missing)
+            vectors = self._embed_uncached(unique)
+            for text, vector in zip(unique, vectors, strict=True):
+                self.cache.put(self.model_id, text, vector)
+                out[missing[text]] = vector
+        self._metrics.counter("ai.embed.texts").inc(len(items))
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        """One text's vector, shape ``(dim,)``."""
+        vector: np.ndarray = self.embed([text])[0]
+        return vector
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text becomes after truncation (special tokens included)."""
+        return [len(e) for e in self.tokenizer.encode(validate_texts(texts))]
+
+    def stats(self) -> dict[str, Any]:
+        """Cache and per-provider statistics."""
+        return {
+            "model_id": self.model_id,
+            "cache": self.cache.stats(),
+            "providers": self.manager.stats(),
+        }
+
+    def close(self) -> None:
+        self.manager.close()
+
+    # ------------------------------------------------------------------ internals
+    def _embed_uncached(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode(texts)
+        result = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Length bucketing: sorted by token count, each batch pads only to its own longest.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        with self._metrics.histogram("ai.embed.uncached_latency_ms").time():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                result[chunk] = self._run_batch([encoded[i] for i in chunk])
+        return result
+
+    def _run_batch(self, batch: list[Encoded]) -> np.ndarray:
+        feeds = self.tokenizer.pad(batch)
+        outputs, _provider = self.manager.run(feeds)
+        raw = np.asarray(outputs[self._output_index if len(outputs) > 1 else 0])
+        pooled = pool(
+            raw.astype(np.float32, copy=False), feeds["attention_mask"], self.card.pooling
+        )
+        if pooled.ndim != 2 or pooled.shape != (len(batch), self.dim):
+            raise ModelVerificationError(
+                f"model {self.card.name!r} produced shape {tuple(raw.shape)}, "
+                f"expected ({len(batch)}, {self.dim}) after {self.card.pooling} pooling",
+                hint="the model card's dim, output or pooling is wrong",
+            )
+        if self.card.normalize:
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            pooled = pooled / np.maximum(norms, 1e-12)
+        return pooled.astype(np.float32, copy=False)

@@ -1,0 +1,190 @@
+"""ONNX Runtime execution providers: what is available, what to use, and sessions.
+
+GPU-class providers are preferred in the order of :data:`GPU_PROVIDERS` when
+ONNX Runtime offers them and settings allow; ``CPUExecutionProvider`` is always
+the last resort. ``onnxruntime`` is imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from magray.ai.errors import ModelVerificationError, ProviderUnavailableError
+from magray.common.errors import DependencyMissingError, InvalidInputError
+
+__all__ = [
+    "CPU",
+    "GPU_PROVIDERS",
+    "OrtBackend",
+    "SessionConfig",
+    "available_providers",
+    "select_providers",
+]
+
+CPU = "CPUExecutionProvider"
+#: Accelerated providers magray will use, best first.
+GPU_PROVIDERS = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "ROCMExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+)
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise DependencyMissingError(
+            "onnxruntime is not installed", hint='pip install "onnxruntime>=1.18"'
+        ) from exc
+    return onnxruntime
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers."""
+    return list(_ort().get_available_providers())
+
+
+def _env_force_cpu() -> bool:
+    return os.environ.get("MAGRAY_AI__FORCE_CPU", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def select_providers(
+    *,
+    force_cpu: bool = False,
+    preferred: Sequence[str] = (),
+    available: Sequence[str] | None = None,
+) -> list[str]:
+    """The providers to try, best first, always ending with CPU.
+
+    Args:
+        force_cpu: Only CPU (also when ``MAGRAY_AI__FORCE_CPU`` is truthy).
+        preferred: Explicit order from settings; names not available are dropped.
+            Empty = every available GPU provider in :data:`GPU_PROVIDERS` order.
+        available: Override of :func:`available_providers` (for tests).
+    """
+    if force_cpu or _env_force_cpu():
+        return [CPU]
+    offered = list(available) if available is not None else available_providers()
+    order = list(preferred) if preferred else list(GPU_PROVIDERS)
+    chosen = [p for p in order if p in offered and p != CPU]
+    return [*chosen, CPU]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """ONNX Runtime session tuning.
+
+    Attributes:
+        intra_op_threads: Threads inside one operator (0 = ONNX Runtime's choice).
+        inter_op_threads: Threads across operators (sequential execution uses 1).
+        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
+        memory_arena: Keep ONNX Runtime's CPU memory arena (faster repeated runs).
+    """
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+    memory_arena: bool = True
+
+    def session_options(self) -> Any:
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        levels = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }
+        if self.graph_optimization not in levels:
+            raise InvalidInputError(
+                f"unknown graph optimisation level {self.graph_optimization!r}",
+                hint=f"use one of {', '.join(levels)}",
+            )
+        options.graph_optimization_level = levels[self.graph_optimization]
+        options.enable_cpu_mem_arena = self.memory_arena
+        options.log_severity_level = 3  # errors only; warnings about unused initialisers are noise
+        return options
+
+
+class OrtBackend:
+    """One ONNX Runtime session on one execution provider, created on first use.
+
+    A GPU session also lists CPU so operators the GPU provider lacks still run.
+    Creating the session can fail (missing CUDA libraries...): the error surfaces
+    from :meth:`run`, where the fallback manager treats it like any failure.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        provider: str,
+        *,
+        config: SessionConfig | None = None,
+        output_names: Sequence[str] | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.provider = provider
+        self.config = config or SessionConfig()
+        self.output_names = list(output_names) if output_names else None
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.provider
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = load_session(
+                        self.model_path, [self.provider], config=self.config
+                    )
+        return self._session
+
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.session.get_inputs()]
+
+    def run(self, feeds: Mapping[str, Any]) -> list[Any]:
+        # InferenceSession.run is thread-safe; no lock around it.
+        return list(self.session.run(self.output_names, dict(feeds)))
+
+
+def load_session(path: Path, providers: Sequence[str], *, config: SessionConfig) -> Any:
+    """An ``InferenceSession`` on ``providers`` (+CPU), with a clear error for a bad file."""
+    ort = _ort()
+    chosen = list(providers)
+    if CPU not in chosen:
+        chosen.append(CPU)
+    try:
+        session = ort.InferenceSession(
+            str(path), sess_options=config.session_options(), providers=chosen
+        )
+    except Exception as exc:
+        if providers and providers[0] != CPU:
+            raise  # a provider problem: let the fallback manager see the real error
+        raise ModelVerificationError(
+            f"ONNX Runtime cannot load {path}: {exc}",
+            hint="the file is corrupt or not an ONNX model; reinstall or re-import it",
+        ) from exc
+    wanted = chosen[0]
+    if wanted != CPU and wanted not in session.get_providers():
+        # onnxruntime quietly drops a provider it cannot initialise (missing CUDA
+        # libraries...); running such a session would be CPU work labelled GPU.
+        raise ProviderUnavailableError(
+            f"{wanted} could not be initialised; the session only has {session.get_providers()}",
+            hint="check the GPU driver and the onnxruntime-gpu install, "
+            "or set MAGRAY_AI__FORCE_CPU=1",
+        )
+    return session
