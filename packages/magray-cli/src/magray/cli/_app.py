@@ -17,17 +17,20 @@ __all__ = ["COMMANDS", "cli", "main"]
 # the command bodies, so listing or parsing costs nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("magray.cli.commands.version:version", "Show versions of magray and its packages."),
+    "chat": ("magray.cli.commands.chat:chat", "Ask once, pipe text in, or open the chat REPL."),
+    "smart": ("magray.cli.commands.smart:smart", "Plan a task into tool steps and run them."),
+    "mcp": ("magray.cli.commands.mcp:mcp", "Serve memory and tools over MCP (stdio)."),
     "config": ("magray.cli.commands.config:config", "Show, get and set settings."),
     "health": ("magray.cli.commands.health:health", "Run all health checks."),
     "status": ("magray.cli.commands.status:status", "Versions, paths, settings and metrics."),
+    "llm": ("magray.cli.commands.llm:llm", "Language models: list, test, ask."),
+    "tools": ("magray.cli.commands.tools:tools", "List, describe and run sandboxed tools."),
+    "todo": ("magray.cli.commands.todo:todo", "Task DAG: add, list, run and track tasks."),
+    "memory": ("magray.cli.commands.memory:memory", "Store, search and manage memories."),
     "completion": ("magray.cli.commands.completion:completion", "Print a shell completion script."),
     "models": ("magray.cli.commands.models:models", "List, verify, import and quantize models."),
     "embed": ("magray.cli.commands.embed:embed", "Embed texts with the local ONNX model."),
     "gpu": ("magray.cli.commands.gpu:gpu", "GPU execution providers: info and benchmark."),
-    "tools": ("magray.cli.commands.tools:tools", "List, describe and run sandboxed tools."),
-    "todo": ("magray.cli.commands.todo:todo", "Task DAG: add, list, run and track tasks."),
-    "memory": ("magray.cli.commands.memory:memory", "Store, search and manage memories."),
-    "llm": ("magray.cli.commands.llm:llm", "Language models: list, test, ask."),
 }
 
 
@@ -44,6 +47,7 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
     cls=LazyGroup,
     lazy_commands=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    invoke_without_command=True,  # bare `magray` opens the chat REPL on a terminal
 )
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
 @click.option(
@@ -87,6 +91,14 @@ def cli(
     app.debug = debug
     app.log_format = log_format
     app.config_path = config_path.expanduser().resolve() if config_path else None
+    if ctx.invoked_subcommand is None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from magray.cli.commands._repl import run_repl
+
+            run_repl(app)
+            return
+        click.echo(ctx.get_help())
+        ctx.exit(2)  # as before: no subcommand outside a terminal is a usage error
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -71,6 +71,9 @@ class IntentAnalyzer(Protocol):
 _PATH = r"(?:~?/[\w.\-/]+|\b[\w\-/]+\.(?:py|md|txt|json|toml|ya?ml|cfg|ini|csv|rs|js|ts|html|css|log|sh|c|h|cpp|go|java|rb|lock|xml|pdf))\b"
 _URL = r"https?://\S+|\bwww\.\S+|\b[\w-]+\.(?:com|org|net|io|dev|ai)\b"
 
+_CODE_MARKER = re.compile(r"\b(TODO|FIXME|XXX|HACK)[sS]?\b")  # case-sensitive on purpose
+_SEARCH_VERB = re.compile(r"\b(grep|search|find|look for|scan|locate|count)\b")
+
 # (kind, signal name, pattern, weight). Patterns run on the lower-cased text.
 _SIGNALS: list[tuple[IntentKind, str, str, float]] = [
     # git
@@ -291,6 +294,26 @@ _ACTION_KINDS = {
 }
 
 
+_SEQUENCE_SPLIT = re.compile(
+    r"\b(?:then|after that|afterwards|and finally|finally|followed by)\b|;"
+)
+
+
+def _multi_step(lowered: str) -> bool:
+    """Whether at least two sequenced clauses each name an action on their own."""
+    clauses = [c for c in _SEQUENCE_SPLIT.split(lowered) if c.strip(" ,.")]
+    if len(clauses) < 2:
+        return False
+    acting = 0
+    for clause in clauses:
+        totals: dict[IntentKind, float] = {}
+        for kind, _name, pattern, weight in _COMPILED:
+            if kind in _ACTION_KINDS and pattern.search(clause):
+                totals[kind] = totals.get(kind, 0.0) + weight
+        acting += any(v >= 1.5 for v in totals.values())
+    return acting >= 2
+
+
 class RuleIntentAnalyzer:
     """Deterministic intent analysis from weighted keyword and pattern signals.
 
@@ -311,10 +334,24 @@ class RuleIntentAnalyzer:
             if pattern.search(lowered):
                 scores[kind] += weight
                 signals.append(f"{kind.value}:{name}")
+        # "grep TODO", "find the FIXMEs in src": an upper-case code marker next to a
+        # search verb is text to look for in files, not the user's to-do list.
+        if _CODE_MARKER.search(text) and _SEARCH_VERB.search(lowered):
+            scores[IntentKind.FILE] += 3.5
+            signals.append("file:code-marker")
+            # Only when the to-do signal came from the marker itself ("grep TODO"),
+            # not from a real "add a todo" elsewhere in the request.
+            if "todo:todo" in signals and not re.search(r"\b(to-?dos?)\b", text):
+                scores[IntentKind.TODO] -= 3.0
+                signals.remove("todo:todo")
         active = [k for k in _ACTION_KINDS if scores[k] >= 2.0]
         if scores[IntentKind.PLAN] >= 1.5 and len(active) >= 2:
             scores[IntentKind.PLAN] += 2.0 + max(scores[k] for k in active)
             signals.append("plan:multi-area")
+        elif scores[IntentKind.PLAN] >= 1.5 and active and _multi_step(lowered):
+            # "grep TODO then read the file": one area, but two actions in sequence.
+            scores[IntentKind.PLAN] += 2.0 + max(scores[k] for k in active)
+            signals.append("plan:multi-step")
         # A question that also names an action area is about that area, not chat.
         if (
             scores[IntentKind.CHAT]

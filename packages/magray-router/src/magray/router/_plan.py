@@ -1,0 +1,286 @@
+"""Smart tasks: plan → todo DAG → parallel tool steps → summary, with recovery.
+
+Recovery, in order:
+
+1. each step is retried with exponential backoff (``router.step_attempts`` attempts);
+   errors a retry cannot fix (bad arguments, policy refusals, missing files) fail at once;
+2. every LLM call (planning, summary) goes through the model chain: retries on
+   retriable errors, then the fallback models (``llm.fallbacks``), through litellm;
+   when the whole chain fails while planning, the rule-based planner takes over;
+3. an invalid plan from the model is sent back once with its problems;
+4. when steps still fail, the planner is shown what failed and makes one new plan
+   (``router.max_replans``, default 1), which runs as a new DAG;
+5. whatever still fails is reported step by step with its error.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from magray.common.errors import LLMError, MagrayError
+from magray.router import _wiring as W
+from magray.router._prompts import summary_messages
+from magray.router._types import Event, EventKind, EventSink, Plan, PlanReport, StepResult
+from magray.router.errors import PlanInvalidError
+
+if TYPE_CHECKING:
+    from magray.router._router import Router
+    from magray.todo import ProgressEvent, Task
+
+__all__ = ["run_smart", "summarize", "validate_plan"]
+
+_RESULT_LIMIT = 8_000  # characters of a step's output kept in the task database
+_SUMMARY_INPUT = 1_500  # characters of each step's output sent to the summary
+
+
+def validate_plan(plan: Plan, tools: set[str], *, max_steps: int) -> list[str]:
+    """Problems that stop ``plan`` from running (empty when it can run)."""
+    problems: list[str] = []
+    if not plan.steps:
+        problems.append("the plan has no steps")
+    if len(plan.steps) > max_steps:
+        problems.append(f"the plan has {len(plan.steps)} steps; at most {max_steps} are allowed")
+    ids = [s.id for s in plan.steps]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        problems.append(f"step ids repeat: {', '.join(dupes)}")
+    for step in plan.steps:
+        if step.tool not in tools:
+            problems.append(f"step {step.id} uses unknown tool {step.tool!r}")
+        if step.missing:
+            problems.append(f"step {step.id} ({step.tool}) lacks {', '.join(step.missing)}")
+        for dep in step.depends_on:
+            if dep == step.id:
+                problems.append(f"step {step.id} depends on itself")
+            elif dep not in ids:
+                problems.append(f"step {step.id} depends on unknown step {dep!r}")
+    return problems
+
+
+def _make_plan(router: Router, task: str, emit: EventSink, feedback: str | None) -> Plan:
+    schemas = router.tool_schemas()
+    if not router.llm_enabled:
+        return W.rule_plan(task, schemas)
+    goal = f"{task}\n\n{feedback}" if feedback else task
+    try:
+        try:
+            return W.llm_plan(router.llm, goal, schemas)
+        except PlanInvalidError as exc:
+            problems = "; ".join(exc.details.get("problems", [exc.message]))
+            emit(Event(EventKind.RETRY, f"the model's plan was invalid ({problems}); asking again"))
+            return W.llm_plan(
+                router.llm,
+                f"{goal}\n\nYour previous plan was invalid: {problems}. Use only the listed "
+                "tools, unique step ids and dependencies on existing steps.",
+                schemas,
+            )
+    except LLMError as exc:
+        emit(Event(EventKind.RETRY, f"planning with the model failed ({exc.code}); using rules"))
+        return W.rule_plan(task, schemas)
+
+
+def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> PlanReport:
+    """Plan ``task`` and (unless ``dry_run``) execute it; see the module docstring.
+
+    Raises:
+        PlanInvalidError: The plan cannot run (without ``dry_run``).
+    """
+    started = router.clock()
+    tools = set(router.registry.names())
+    max_steps = router.settings.router.max_plan_steps
+    plan = _make_plan(router, task, emit, None)
+    if not plan.steps:
+        from magray.router._router import CONFIGURE_LLM_COMMAND
+
+        hint = "name the steps with tool words (read, grep, list, git log, ...)"
+        if not router.llm_enabled:
+            hint += f", or let a language model plan: `{CONFIGURE_LLM_COMMAND}`"
+        raise PlanInvalidError(
+            "no step of this task matches a tool",
+            hint=hint,
+            details={"plan": plan.model_dump(mode="json"), "problems": ["no steps"]},
+        )
+    emit(
+        Event(
+            EventKind.PLAN,
+            plan.goal,
+            {"plan": plan.model_dump(mode="json"), "planner": plan.source},
+        )
+    )
+    report = PlanReport(plan=plan, planner=plan.source)
+    report.problems = validate_plan(plan, tools, max_steps=max_steps)
+    if dry_run:
+        report.elapsed_s = router.clock() - started
+        return report
+    if report.problems:
+        raise PlanInvalidError(
+            "the plan cannot run: " + "; ".join(report.problems),
+            hint="rephrase the task with the missing details (paths, patterns), or check it "
+            "first with --dry-run",
+            details={"plan": plan.model_dump(mode="json"), "problems": report.problems},
+        )
+    report.steps = _execute(router, plan, emit)
+    report.executed = True
+    while (
+        not report.ok and router.llm_enabled and report.replans < router.settings.router.max_replans
+    ):
+        feedback = "The previous plan failed:\n" + _failure_text(report.steps)
+        emit(Event(EventKind.RETRY, "steps failed; making a new plan", {"failed": feedback}))
+        try:
+            new_plan = _make_plan(router, task, emit, feedback + "\nMake a plan that avoids this.")
+        except MagrayError as exc:
+            emit(Event(EventKind.NOTICE, f"replanning failed: {exc.message}"))
+            break
+        problems = validate_plan(new_plan, tools, max_steps=max_steps)
+        emit(
+            Event(
+                EventKind.PLAN,
+                new_plan.goal,
+                {
+                    "plan": new_plan.model_dump(mode="json"),
+                    "planner": new_plan.source,
+                    "replan": True,
+                },
+            )
+        )
+        if problems:
+            emit(Event(EventKind.NOTICE, "the new plan cannot run: " + "; ".join(problems)))
+            break
+        report.earlier += report.steps
+        report.plan = new_plan
+        report.replans += 1
+        report.steps = _execute(router, new_plan, emit)
+    report.elapsed_s = router.clock() - started
+    return report
+
+
+def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
+    registry = router.registry
+    ctx = router.tool_ctx
+    store = router.plans
+    settings = router.settings.router
+    ids = W.add_plan_tasks(
+        store,
+        plan,
+        tag=f"plan:{uuid.uuid4().hex[:8]}",
+        max_attempts=settings.step_attempts,
+        timeout=settings.step_timeout,
+        read_only=lambda name: W.tool_is_read_only(registry, name),
+    )
+    steps = {ids[step.id]: step for step in plan.steps}
+
+    def runner(task: Task) -> dict[str, Any]:
+        assert task.action is not None
+        outcome = W.call_tool(registry, task.action.tool, dict(task.action.args), ctx)
+        W.raise_for_outcome(registry, outcome)
+        return {"content": outcome.content[:_RESULT_LIMIT], "truncated": outcome.truncated}
+
+    def progress(event: ProgressEvent) -> None:
+        if event.task is None or event.task.id not in steps:
+            return
+        step = steps[event.task.id]
+        emit(
+            Event(
+                EventKind.STEP,
+                f"{step.id} {event.kind.value}",
+                {
+                    "step": step.id,
+                    "title": step.title,
+                    "tool": step.tool,
+                    "task_id": event.task.id,
+                    "kind": event.kind.value,
+                    "error": event.error,
+                    "retry_in": event.retry_in,
+                    "finished": event.finished,
+                    "total": event.total,
+                },
+            )
+        )
+
+    W.run_plan_tasks(
+        store,
+        list(ids.values()),
+        runner,
+        max_workers=router.settings.todo.max_workers,
+        on_event=progress,
+        backoff_base=router.retry_backoff,
+        sleep=router.sleep,
+    )
+    out = []
+    for step in plan.steps:
+        task = store.get(ids[step.id])
+        result = task.result if isinstance(task.result, dict) else {}
+        out.append(
+            StepResult(
+                step=step.id,
+                title=step.title,
+                tool=step.tool,
+                task_id=task.id,
+                status=str(task.status),
+                attempts=task.attempts,
+                content=result.get("content"),
+                error=task.error,
+            )
+        )
+    return out
+
+
+def _failure_text(steps: list[StepResult]) -> str:
+    lines = []
+    for s in steps:
+        if s.status == "done":
+            lines.append(f"- {s.step} ({s.tool}) done")
+        else:
+            lines.append(f"- {s.step} ({s.tool}) {s.status}: {s.error or 'not run'}")
+    return "\n".join(lines)
+
+
+def _plain(report: PlanReport) -> str:
+    lines = [f"Plan: {report.plan.goal} ({report.planner} planner)"]
+    if not report.executed:
+        for s in report.plan.steps:
+            after = f" (after {', '.join(s.depends_on)})" if s.depends_on else ""
+            lines.append(f"- {s.id}: {s.title} — {s.tool} {json.dumps(s.args)}{after}")
+        lines += [f"Not covered by any tool: {u}" for u in report.plan.unplanned]
+        lines += [f"Cannot run: {p}" for p in report.problems]
+        return "\n".join(lines)
+    for r in report.steps:
+        lines.append(f"- {r.step} [{r.status}] {r.title} ({r.tool}, {r.attempts} attempt(s))")
+        if r.status == "done" and r.content:
+            body = r.content.strip().splitlines()
+            lines += [f"    {line}" for line in body[:10]]
+            if len(body) > 10:
+                lines.append(f"    [... {len(body) - 10} more lines]")
+        elif r.error:
+            lines.append(f"    error: {r.error}")
+    if report.replans:
+        lines.append(f"(replanned {report.replans} time(s) after failures)")
+    if not report.ok:
+        failed = ", ".join(f"{r.step} ({r.tool})" for r in report.failed)
+        lines.append(f"Failed: {failed}")
+    return "\n".join(lines)
+
+
+def summarize(router: Router, report: PlanReport) -> str:
+    """The user-facing summary: the LLM's (when configured and the plan ran), else plain."""
+    plain = _plain(report)
+    if not report.executed or not router.llm_enabled:
+        return plain
+    results = "\n".join(
+        f"{r.step} {r.title} [{r.status}]: "
+        + ((r.content or "")[:_SUMMARY_INPUT] if r.status == "done" else (r.error or ""))
+        for r in report.steps
+    )
+    try:
+        completion = router.llm.complete(
+            summary_messages(report.plan.goal, results), model=router.model
+        )
+    except MagrayError as exc:
+        return f"{plain}\n\n(the summary could not be written: {exc.message})"
+    text = completion.text or ""
+    if not report.ok:
+        failed = "; ".join(f"{r.step} ({r.tool}): {r.error or r.status}" for r in report.failed)
+        text += f"\n\nFailed steps: {failed}"
+    return text or plain

@@ -1,0 +1,164 @@
+"""Memory and todo as tools, so rules, the LLM and MCP clients reach them the same way.
+
+They are registered into the router's tool registry (origin ``magray-router``)
+and so run through the same sandbox policy as every other tool: rules can deny
+or ask for them like for ``file_write``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from magray.tools import Risk, Tool, ToolContext, ToolResult
+
+if TYPE_CHECKING:
+    from magray.memory import MemoryStore
+    from magray.todo import TodoStore
+    from magray.tools import ToolRegistry
+
+__all__ = ["register_router_tools"]
+
+ORIGIN = "magray-router"
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemorySearchArgs(_Args):
+    query: str = Field(min_length=1, description="What to look for, in plain words.")
+    k: int = Field(default=5, ge=1, le=50, description="How many passages.")
+    layer: Literal["interact", "insights", "assets"] | None = Field(
+        default=None, description="Only this memory layer (default: all)."
+    )
+
+
+class MemorySearch(Tool[MemorySearchArgs]):
+    name = "memory_search"
+    description = (
+        "Search magray's memory (earlier conversations, notes and facts the user asked to "
+        "remember) by meaning. Returns the most relevant passages with their ids and scores."
+    )
+    args_model = MemorySearchArgs
+    risk = Risk.READ
+
+    def __init__(self, store: Callable[[], MemoryStore | None]) -> None:
+        self._store = store
+
+    def run(self, args: MemorySearchArgs, ctx: ToolContext) -> ToolResult:
+        store = _need(self._store(), "memory")
+        hits = store.search(args.query, k=args.k, layers=args.layer)
+        rows = [
+            {"id": h.id, "layer": str(h.layer), "score": round(h.score, 4), "text": h.text}
+            for h in hits
+        ]
+        lines = [f"[mem:{r['id']}] ({r['layer']}, {r['score']:.2f}) {r['text']}" for r in rows]
+        return ToolResult(content="\n".join(lines) or "no matching memory", data={"hits": rows})
+
+
+class MemoryAddArgs(_Args):
+    text: str = Field(min_length=1, description="The fact or note to remember.")
+    layer: Literal["interact", "insights", "assets"] = Field(
+        default="insights",
+        description="insights (kept 90 days, default) or assets (kept for good).",
+    )
+
+
+class MemoryAdd(Tool[MemoryAddArgs]):
+    name = "memory_add"
+    description = "Remember a fact or note in magray's memory so later questions can use it."
+    args_model = MemoryAddArgs
+    risk = Risk.WRITE
+
+    def __init__(self, store: Callable[[], MemoryStore | None]) -> None:
+        self._store = store
+
+    def run(self, args: MemoryAddArgs, ctx: ToolContext) -> ToolResult:
+        store = _need(self._store(), "memory")
+        (record_id,) = store.add([args.text], layer=args.layer, metadata={"source": "tool"})
+        return ToolResult(
+            content=f"remembered as [mem:{record_id}] in {args.layer}",
+            data={"id": record_id, "layer": args.layer},
+        )
+
+
+class TodoListArgs(_Args):
+    status: Literal["open", "all", "done", "failed"] = Field(
+        default="open", description="open (default: not yet done), all, done or failed."
+    )
+    limit: int = Field(default=50, ge=1, le=500, description="At most this many tasks.")
+
+
+_OPEN = ["pending", "ready", "running", "failed", "blocked"]
+
+
+class TodoList(Tool[TodoListArgs]):
+    name = "todo_list"
+    description = "List the user's tasks (todo items) with their ids and status."
+    args_model = TodoListArgs
+    risk = Risk.READ
+
+    def __init__(self, store: Callable[[], TodoStore]) -> None:
+        self._store = store
+
+    def run(self, args: TodoListArgs, ctx: ToolContext) -> ToolResult:
+        store = self._store()
+        wanted: Any = {"open": _OPEN, "all": None, "done": "done", "failed": "failed"}[args.status]
+        tasks = store.tasks(status=wanted, limit=args.limit)
+        lines = [f"#{t.id} [{t.status}] {t.title}" for t in tasks]
+        return ToolResult(
+            content="\n".join(lines) or f"no {args.status} tasks",
+            data={
+                "tasks": [{"id": t.id, "title": t.title, "status": str(t.status)} for t in tasks]
+            },
+        )
+
+
+class TodoAddArgs(_Args):
+    title: str = Field(min_length=1, max_length=500, description="What to do, in one line.")
+    depends_on: list[int] = Field(
+        default_factory=list, description="Ids of tasks that must be done first."
+    )
+
+
+class TodoAdd(Tool[TodoAddArgs]):
+    name = "todo_add"
+    description = "Add a task (a todo item or reminder) to the user's task list."
+    args_model = TodoAddArgs
+    risk = Risk.WRITE
+
+    def __init__(self, store: Callable[[], TodoStore]) -> None:
+        self._store = store
+
+    def run(self, args: TodoAddArgs, ctx: ToolContext) -> ToolResult:
+        task = self._store().add(args.title, depends_on=args.depends_on)
+        return ToolResult(
+            content=f"added task #{task.id}: {task.title} [{task.status}]",
+            data={"id": task.id, "status": str(task.status)},
+        )
+
+
+def _need(store: MemoryStore | None, what: str) -> MemoryStore:
+    if store is None:
+        from magray.common.errors import ConfigError
+
+        raise ConfigError(
+            f"{what} is off for this session",
+            hint="run without --no-memory, or set router.use_memory = true",
+        )
+    return store
+
+
+def register_router_tools(
+    registry: ToolRegistry,
+    *,
+    memory: Callable[[], MemoryStore | None],
+    todo: Callable[[], TodoStore],
+) -> None:
+    """Add memory_search, memory_add, todo_list and todo_add unless a plugin took the names."""
+    for tool in (MemorySearch(memory), MemoryAdd(memory), TodoList(todo), TodoAdd(todo)):
+        if tool.name not in registry:
+            registry.register(tool, origin=ORIGIN)

@@ -1,0 +1,316 @@
+"""Value types of the router: routes, decisions, events, plans and replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "Decision",
+    "Event",
+    "EventKind",
+    "EventSink",
+    "Passage",
+    "Plan",
+    "PlanReport",
+    "PlanStep",
+    "Reply",
+    "Route",
+    "StepResult",
+    "ToolOutcome",
+]
+
+
+class Route(StrEnum):
+    """Where a request goes."""
+
+    ANSWER = "answer"  # chat with the LLM (or memory passages without one)
+    TOOL = "tool"  # one tool call (the LLM may chain a few)
+    PLAN = "plan"  # several steps as a todo DAG
+    MEMORY = "memory"  # memory search
+    TODO = "todo"  # the task list
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a request was routed and why.
+
+    Attributes:
+        route: The chosen route.
+        intent: The intent label (chat, file, git, web, shell, memory, todo, plan).
+        confidence: 0–1.
+        source: ``"rules"``, ``"llm"`` or ``"forced"`` (the caller chose the route).
+        signals: What matched (keywords, patterns) for ``--explain``.
+        tool: The tool the rules picked for the tool route, if any.
+        args: Its extracted arguments.
+        missing: Required arguments the rules could not find.
+        question: What to ask the user for the missing arguments.
+        plan: The rule-based plan when the route is ``plan``.
+        explain: The agents' decision trace, for ``--explain``.
+    """
+
+    route: Route
+    intent: str
+    confidence: float
+    source: str
+    signals: tuple[str, ...] = ()
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+    missing: tuple[str, ...] = ()
+    question: str | None = None
+    plan: Plan | None = None
+    explain: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route.value,
+            "intent": self.intent,
+            "confidence": round(self.confidence, 3),
+            "source": self.source,
+            "signals": list(self.signals),
+            "tool": self.tool,
+            "args": self.args,
+            "missing": list(self.missing),
+            "question": self.question,
+            "explain": self.explain,
+        }
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A memory record used as context; cited as ``[mem:<id>]``."""
+
+    id: str
+    layer: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"[mem:{self.id}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "layer": self.layer,
+            "score": round(self.score, 4),
+            "text": self.text,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """One tool call made while answering."""
+
+    tool: str
+    args: dict[str, Any]
+    ok: bool
+    content: str
+    error: dict[str, Any] | None = None
+    duration_s: float = 0.0
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "args": self.args,
+            "ok": self.ok,
+            "content": self.content,
+            "error": self.error,
+            "duration_s": round(self.duration_s, 4),
+            "truncated": self.truncated,
+        }
+
+
+class PlanStep(BaseModel):
+    """One step of a plan: a tool call that may depend on earlier steps."""
+
+    id: str = Field(description="Short unique step id, e.g. 's1'.")
+    title: str = Field(description="What the step does, in a few words.")
+    tool: str = Field(description="Name of the tool to call.")
+    args: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Ids of steps that must finish first."
+    )
+    missing: list[str] = Field(
+        default_factory=list, description="Required arguments nobody could fill in."
+    )
+
+
+class Plan(BaseModel):
+    """A goal broken into tool steps that form a DAG."""
+
+    goal: str = Field(description="The user's goal.")
+    steps: list[PlanStep] = Field(description="The steps, in any order; depends_on links them.")
+    unplanned: list[str] = Field(
+        default_factory=list, description="Parts of the goal no tool covers."
+    )
+    source: str = Field(default="rules", description="Who planned: llm, rules, ...")
+
+
+@dataclass
+class StepResult:
+    """What happened to one step."""
+
+    step: str
+    title: str
+    tool: str
+    task_id: int | None
+    status: str
+    attempts: int = 0
+    content: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "title": self.title,
+            "tool": self.tool,
+            "task_id": self.task_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "content": self.content,
+            "error": self.error,
+        }
+
+
+@dataclass
+class PlanReport:
+    """A planned (and maybe executed) task.
+
+    Attributes:
+        plan: The plan that ran last (after a replan, the new one).
+        planner: ``"llm"`` or ``"rules"``.
+        executed: False for ``--dry-run``.
+        steps: Results of the last run's steps.
+        replans: How many times the plan was remade after failures.
+        earlier: Step results of runs that a replan replaced.
+        problems: Why the plan cannot run (a dry run reports them instead of raising).
+        ok: Every step of the last run is done.
+    """
+
+    plan: Plan
+    planner: str
+    executed: bool = False
+    steps: list[StepResult] = field(default_factory=list)
+    replans: int = 0
+    earlier: list[StepResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.executed and bool(self.steps) and all(s.status == "done" for s in self.steps)
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps if s.status != "done"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.model_dump(mode="json"),
+            "planner": self.planner,
+            "executed": self.executed,
+            "ok": self.ok,
+            "steps": [s.to_dict() for s in self.steps],
+            "replans": self.replans,
+            "earlier": [s.to_dict() for s in self.earlier],
+            "problems": self.problems,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+class EventKind(StrEnum):
+    """What an :class:`Event` reports."""
+
+    ROUTE = "route"  # the decision is made (data: Decision.to_dict())
+    TOKEN = "token"  # streamed answer text
+    TOOL_START = "tool_start"  # data: tool, args
+    TOOL_END = "tool_end"  # data: ToolOutcome.to_dict()
+    PLAN = "plan"  # data: Plan
+    STEP = "step"  # a plan step changed status (data: step, status, ...)
+    RETRY = "retry"  # recovery: retry, fallback or replan (text says which)
+    NOTICE = "notice"  # something the user should know (text)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event sent to the caller while a request runs."""
+
+    kind: EventKind
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class Reply:
+    """The router's answer to one request.
+
+    Attributes:
+        request: What was asked.
+        text: The answer (plain text or markdown).
+        route: Where the request went.
+        decision: Why.
+        mode: ``"llm"`` or ``"no-llm"``.
+        model: The model that answered (a fallback if the primary failed).
+        context: Memory passages given as context.
+        citations: Ids of passages the answer cites.
+        tools: Tool calls made.
+        plan: The plan report of the plan route.
+        memory_id: Id of the stored exchange (``None`` with memory off).
+        usage: Token counts and cost of the LLM calls.
+        notice: A note for the user (e.g. how to configure an LLM).
+        elapsed_s: Wall time.
+    """
+
+    request: str
+    text: str
+    route: Route
+    decision: Decision
+    mode: str
+    model: str | None = None
+    context: list[Passage] = field(default_factory=list)
+    citations: list[str] = field(default_factory=list)
+    tools: list[ToolOutcome] = field(default_factory=list)
+    plan: PlanReport | None = None
+    memory_id: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    notice: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """False when a plan step or (without a model) the tool call failed."""
+        if self.plan is not None and self.plan.executed:
+            return self.plan.ok
+        if self.mode == "llm":  # the model saw any failed call and answered anyway
+            return True
+        return all(t.ok for t in self.tools)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "text": self.text,
+            "route": self.route.value,
+            "decision": self.decision.to_dict(),
+            "mode": self.mode,
+            "model": self.model,
+            "context": [p.to_dict() for p in self.context],
+            "citations": self.citations,
+            "tools": [t.to_dict() for t in self.tools],
+            "plan": self.plan.to_dict() if self.plan else None,
+            "memory_id": self.memory_id,
+            "usage": self.usage,
+            "notice": self.notice,
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }

@@ -1,0 +1,398 @@
+"""Adapters to the lower packages: the only module that knows their APIs.
+
+Everything the router needs from magray-memory, magray-llm, magray-tools and
+magray-todo goes through the small functions here, built on those packages'
+public ``__init__`` exports only. An API change in a lower package touches
+this file and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magray.router._types import Decision, Passage, Plan, PlanStep, Route, ToolOutcome
+
+if TYPE_CHECKING:
+    from magray.common.metrics import MetricsRegistry
+    from magray.common.settings import Settings
+    from magray.llm import LLMClient
+    from magray.memory import MemoryStore
+    from magray.todo import ProgressEvent, RunReport, Task, TodoStore
+    from magray.tools import ConfirmRequest, ToolContext, ToolRegistry
+
+__all__ = [
+    "call_tool",
+    "llm_client",
+    "llm_configured",
+    "llm_intent",
+    "llm_plan",
+    "model_stats",
+    "order_models",
+    "memory_add",
+    "memory_search",
+    "open_memory",
+    "open_plans",
+    "open_todo",
+    "rule_decision",
+    "rule_plan",
+    "run_plan_tasks",
+    "tool_context",
+    "tool_registry",
+    "tool_schemas",
+]
+
+# ---------------------------------------------------------------- memory
+
+
+def open_memory(settings: Settings) -> MemoryStore:
+    """The memory store of ``settings`` with its configured embedder."""
+    from magray.memory import MemoryStore
+
+    return MemoryStore.open(
+        settings.memory.path, embedder=settings.memory.embedder, settings=settings.memory
+    )
+
+
+def memory_search(
+    store: MemoryStore, query: str, k: int, *, layers: Sequence[str] | None = None
+) -> list[Passage]:
+    """The ``k`` passages most similar to ``query`` across ``layers`` (default: all)."""
+    hits = store.search(query, k=k, layers=list(layers) if layers else None)
+    return [Passage(h.id, str(h.layer), float(h.score), h.text, dict(h.metadata)) for h in hits]
+
+
+def memory_add(store: MemoryStore, text: str, metadata: dict[str, Any], *, layer: str) -> str:
+    """Store one text; returns its id (an existing id when dedupe finds the same text)."""
+    (record_id,) = store.add([text], metadata=metadata, layer=layer)
+    return record_id
+
+
+# ---------------------------------------------------------------- llm
+
+
+def llm_configured(settings: Settings) -> bool:
+    """True when a language model is configured (else the router runs in no-LLM mode)."""
+    return bool(settings.llm.model)
+
+
+def llm_client(settings: Settings, *, metrics: MetricsRegistry | None = None) -> LLMClient:
+    """An LLM client over the ``[llm]`` settings (model chain = model + fallbacks).
+
+    With ``router.model_order = "latency"`` the chain is reordered by measured
+    latency (see :func:`order_models`); each model keeps its own settings.
+    """
+    from magray.llm import LLMClient
+
+    chain = [m for m in [settings.llm.model, *settings.llm.fallbacks] if m]
+    chain = list(dict.fromkeys(chain))
+    if settings.router.model_order == "latency" and len(chain) > 1:
+        from magray.common.metrics import default_registry
+
+        chain = order_models(chain, model_stats(metrics or default_registry()))
+        return LLMClient(chain[0], fallbacks=chain[1:], settings=settings, metrics=metrics)
+    return LLMClient(settings=settings, metrics=metrics)
+
+
+def _parse_key(key: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = key.partition("{")
+    labels = dict(part.split("=", 1) for part in rest.rstrip("}").split(",") if "=" in part)
+    return name, labels
+
+
+def model_stats(metrics: MetricsRegistry) -> dict[str, dict[str, float]]:
+    """Per-model ``p50`` latency (ms), ``calls`` and ``errors``: this process plus earlier
+    runs (``<data>/metrics.json``, what ``magray status`` shows)."""
+    from magray.common import paths
+    from magray.common.metrics import MetricsRegistry, load_state
+
+    merged = MetricsRegistry()
+    merged.merge_state(load_state(paths.data_dir() / "metrics.json"))
+    merged.merge_state(metrics.state())
+    snap = merged.snapshot()
+    stats: dict[str, dict[str, float]] = {}
+    for key, summary in snap["histograms"].items():
+        name, labels = _parse_key(key)
+        if name == "llm.latency_ms" and "model" in labels and summary.get("count"):
+            entry = stats.setdefault(labels["model"], {"calls": 0.0, "errors": 0.0})
+            entry["p50"] = float(summary["p50"])
+    for key, value in snap["counters"].items():
+        name, labels = _parse_key(key)
+        if name == "llm.calls" and "model" in labels:
+            entry = stats.setdefault(labels["model"], {"calls": 0.0, "errors": 0.0})
+            entry["calls"] += float(value)
+            if labels.get("outcome") != "ok":
+                entry["errors"] += float(value)
+    return stats
+
+
+def order_models(chain: Sequence[str], stats: dict[str, dict[str, float]]) -> list[str]:
+    """Healthy measured models by p50 latency, then unmeasured ones as configured, then
+    unhealthy ones (more than half of at least 3 calls failed)."""
+
+    def key(item: tuple[int, str]) -> tuple[int, float, int]:
+        index, model = item
+        entry = stats.get(model, {})
+        calls = entry.get("calls", 0.0)
+        if calls >= 3 and entry.get("errors", 0.0) / calls > 0.5:
+            return (2, 0.0, index)
+        if "p50" in entry and calls > entry.get("errors", 0.0):
+            return (0, entry["p50"], index)
+        return (1, 0.0, index)
+
+    return [m for _, m in sorted(enumerate(chain), key=key)]
+
+
+def _convert_plan(plan: Any, source: str) -> Plan:
+    """magray-llm's plan → the router's (step titles from descriptions)."""
+    steps = [
+        PlanStep(
+            id=s.id,
+            title=(s.description or s.tool)[:200],
+            tool=s.tool,
+            args=dict(s.args),
+            depends_on=list(s.depends_on),
+            missing=list(s.missing),
+        )
+        for s in plan.steps
+    ]
+    return Plan(goal=plan.goal, steps=steps, unplanned=list(plan.unplanned), source=source)
+
+
+def _invalid(exc: Exception, source: str) -> Exception:
+    from magray.router.errors import PlanInvalidError
+
+    details = dict(getattr(exc, "details", {}) or {})
+    problems = list(details.get("problems") or [str(exc)])
+    return PlanInvalidError(
+        f"the {source} plan is invalid: {'; '.join(problems)}",
+        hint="rephrase the task, or see `magray tools list` for what tools exist",
+        details={"problems": problems},
+    )
+
+
+def llm_plan(client: LLMClient, goal: str, tools: Sequence[dict[str, Any]]) -> Plan:
+    """The LLM's plan (magray-llm's LLMPlanner), validated as a DAG over ``tools``.
+
+    Raises:
+        PlanInvalidError: The model's plan is not a valid DAG over the tools.
+        LLMError: The model chain failed (after its retries and fallbacks).
+    """
+    from magray.llm import LLMPlanner, PlanValidationError
+
+    planner = LLMPlanner(client, raise_errors=True, fallback_on_invalid=False)
+    try:
+        plan = planner.plan(goal, tools)
+    except PlanValidationError as exc:
+        raise _invalid(exc, "model's") from exc
+    return _convert_plan(plan, str(plan.source))
+
+
+def rule_plan(goal: str, tools: Sequence[dict[str, Any]]) -> Plan:
+    """The rule-based plan (magray-llm's RulePlanner): one step per clause, chained.
+
+    Raises:
+        PlanInvalidError: The clauses do not make a valid DAG.
+    """
+    from magray.llm import PlanValidationError, RulePlanner
+
+    try:
+        plan = RulePlanner().plan(goal, tools)
+    except PlanValidationError as exc:
+        raise _invalid(exc, "rule-based") from exc
+    return _convert_plan(plan, "rules")
+
+
+def rule_decision(text: str, tools: Sequence[dict[str, Any]]) -> Decision:
+    """The rule-based routing decision (magray-llm's AgentCoordinator without a model)."""
+    from magray.llm import AgentCoordinator
+
+    decided = AgentCoordinator().decide(text, tools)
+    intent = decided.intent
+    kind = intent.kind.value
+    route = {"chat": Route.ANSWER, "tool": Route.TOOL, "plan": Route.PLAN}[decided.route]
+    tool = decided.selection.tool if decided.selection is not None else None
+    extraction = decided.extraction
+    plan = _convert_plan(decided.plan, "rules") if decided.plan is not None else None
+    return Decision(
+        route=route,
+        intent=kind,
+        confidence=float(intent.confidence),
+        source="rules",
+        signals=tuple(intent.signals),
+        tool=tool if route is Route.TOOL else None,
+        args=dict(extraction.arguments) if extraction is not None else None,
+        missing=tuple(extraction.missing) if extraction is not None else (),
+        question=extraction.question if extraction is not None else None,
+        plan=plan,
+        explain=decided.explain(),
+    )
+
+
+def llm_intent(client: LLMClient, text: str) -> tuple[str, float, tuple[str, ...], str]:
+    """The LLM intent analyzer's verdict: (kind, confidence, signals, source).
+
+    Falls back to the rules when the model fails (the source then says so).
+    """
+    from magray.llm import LLMIntentAnalyzer
+
+    intent = LLMIntentAnalyzer(client).analyze(text)
+    return intent.kind.value, float(intent.confidence), tuple(intent.signals), str(intent.source)
+
+
+# ---------------------------------------------------------------- tools
+
+
+def tool_registry() -> ToolRegistry:
+    """Built-in tools plus installed plugins."""
+    from magray.tools import ToolRegistry
+
+    return ToolRegistry.from_entry_points()
+
+
+def tool_context(
+    settings: Settings,
+    *,
+    confirm: Callable[[ConfirmRequest], bool] | None = None,
+    assume_yes: bool | None = None,
+    cwd: Path | None = None,
+) -> ToolContext:
+    """The sandbox context every tool call of this session runs in."""
+    from magray.tools import Policy, ToolContext, deny_all
+
+    policy = Policy.from_settings(settings.tools, cwd=cwd, assume_yes=assume_yes)
+    return ToolContext(policy=policy, confirm=confirm or deny_all, cwd=cwd)
+
+
+def tool_schemas(registry: ToolRegistry, ctx: ToolContext) -> list[dict[str, Any]]:
+    """OpenAI-style function schemas of the tools the policy enables."""
+    return registry.schemas(ctx)
+
+
+def call_tool(
+    registry: ToolRegistry, name: str, args: dict[str, Any] | str, ctx: ToolContext
+) -> ToolOutcome:
+    """Run one call through the sandbox policy; failures come back with ``ok=False``."""
+    result = registry.call(name, args, ctx)
+    if isinstance(args, str):
+        try:
+            parsed = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            parsed = {"_raw": args}
+        args = parsed if isinstance(parsed, dict) else {"_raw": args}
+    return ToolOutcome(
+        tool=name,
+        args=dict(args),
+        ok=result.ok,
+        content=result.content,
+        error=result.error,
+        duration_s=result.duration_s,
+        truncated=result.truncated,
+    )
+
+
+def raise_for_outcome(registry: ToolRegistry, outcome: ToolOutcome) -> None:
+    """Raise the tool's own error class for a failed outcome (for the todo executor)."""
+    from magray.tools import ToolResult
+
+    if not outcome.ok:
+        ToolResult(ok=False, content=outcome.content, error=outcome.error).raise_for_error()
+
+
+# ---------------------------------------------------------------- todo
+
+
+def open_todo(settings: Settings) -> TodoStore:
+    """The user's task list (``todo.path`` or ``<data>/todo.db``)."""
+    from magray.todo import TodoStore
+
+    return TodoStore(settings.todo.path, settings=settings.todo)
+
+
+def open_plans(settings: Settings) -> TodoStore:
+    """The task store plans run in (``router.plan_db`` or ``<data>/smart.db``).
+
+    A database of its own: magray-todo allows one executor per database, so a
+    plan must not wait for (or block) a ``magray todo run`` on the task list.
+    """
+    from magray.common import paths
+    from magray.todo import TodoStore
+
+    path = settings.router.plan_db or paths.data_dir() / "smart.db"
+    return TodoStore(Path(path).expanduser(), settings=settings.todo)
+
+
+def add_plan_tasks(
+    store: TodoStore,
+    plan: Plan,
+    *,
+    tag: str,
+    max_attempts: int,
+    timeout: float,
+    read_only: Callable[[str], bool],
+) -> dict[str, int]:
+    """Write a plan's steps as tasks with dependencies; returns step id -> task id."""
+    from magray.todo import Action, TaskSpec
+
+    index = {step.id: i for i, step in enumerate(plan.steps)}
+    specs = [
+        TaskSpec(
+            title=step.title[:500] or step.tool,
+            description=f"{plan.goal}\n\nstep {step.id}: {step.tool} {json.dumps(step.args)}",
+            tags=("smart", tag),
+            max_attempts=max_attempts,
+            timeout=timeout,
+            action=Action(step.tool, dict(step.args)),
+            idempotent=read_only(step.tool),
+        )
+        for step in plan.steps
+    ]
+    edges = [(index[s.id], index[d]) for s in plan.steps for d in s.depends_on]
+    tasks = store.add_many(specs, edges=edges)
+    return {step.id: task.id for step, task in zip(plan.steps, tasks, strict=True)}
+
+
+def run_plan_tasks(
+    store: TodoStore,
+    task_ids: Sequence[int],
+    runner: Callable[[Task], Any],
+    *,
+    max_workers: int,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    backoff_base: float | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RunReport:
+    """Run the plan's tasks (parallel where independent) with the todo executor."""
+    from magray.todo import Backoff, Executor
+
+    backoff = None
+    if backoff_base is not None:
+        backoff = Backoff(base=backoff_base, maximum=max(backoff_base, 1.0) * 8)
+    executor = Executor(store, runner, max_workers=max_workers, backoff=backoff, sleep=sleep)
+    if on_event is not None:
+        executor.subscribe(on_event)
+    return executor.run(tasks=list(task_ids))
+
+
+def task_status(store: TodoStore, task_id: int) -> Task:
+    return store.get(task_id)
+
+
+def open_tasks(store: TodoStore, *, limit: int = 50) -> list[Task]:
+    """Tasks still to do (pending, ready, running, failed, blocked)."""
+    return store.tasks(status=["pending", "ready", "running", "failed", "blocked"], limit=limit)
+
+
+def task_counts(store: TodoStore) -> dict[str, int]:
+    return {str(k): v for k, v in store.counts().items()}
+
+
+def tool_is_read_only(registry: ToolRegistry, name: str) -> bool:
+    from magray.tools import Risk
+
+    try:
+        return registry.get(name).risk is Risk.READ
+    except Exception:
+        return False

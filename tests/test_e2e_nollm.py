@@ -1,0 +1,113 @@
+"""End to end: no-LLM mode is a real mode. With no model configured, the installed
+`magray` answers file, git, memory and todo requests through tools and memory
+search, plans simple multi-step tasks with rules, and never prints a traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_KIT = Path(__file__).resolve().parents[1] / "packages" / "magray-router" / "tests"
+
+
+def _load(name: str, file: str) -> Any:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _KIT / file)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kit = _load("magray_router_e2ekit", "e2ekit.py")
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "src").mkdir(parents=True)
+    (root / "notes.txt").write_text("alpha\nTODO: write the docs\n")
+    (root / "src" / "app.py").write_text("def main():\n    pass  # TODO: handle errors\n")
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=Test"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run([*git, "add", "."], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "first commit"], cwd=root, check=True)
+    return root
+
+
+def chat(ws: Path, *args: str, input: str | None = None) -> Any:
+    result = kit.run_magray("chat", *args, cwd=ws, input=input)
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return result
+
+
+def test_file_request_runs_the_file_tool(ws: Path) -> None:
+    result = chat(ws, "read notes.txt")
+    assert result.returncode == 0, result.stderr
+    assert "file_read ok" in result.stdout
+    assert "TODO: write the docs" in result.stdout
+
+
+def test_git_requests_run_git_tools(ws: Path) -> None:
+    result = chat(ws, "--json", "show the last 3 commits")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["mode"] == "no-llm"
+    assert data["tools"][0]["tool"] == "git_log"
+    assert "first commit" in data["tools"][0]["content"]
+    result = chat(ws, "show git status")
+    assert result.returncode == 0
+    assert "git_status ok" in result.stdout
+
+
+def test_memory_requests_store_and_recall(ws: Path) -> None:
+    result = chat(ws, "remember that the staging database is called orca")
+    assert result.returncode == 0, result.stderr
+    assert "remembered as [mem:" in result.stdout
+    result = chat(ws, "what do you remember about the staging database")
+    assert result.returncode == 0, result.stderr
+    assert "orca" in result.stdout
+
+
+def test_todo_requests_add_and_list(ws: Path) -> None:
+    result = chat(ws, "--no-memory", "remind me to write the release notes")
+    assert result.returncode == 0, result.stderr
+    assert "added task #" in result.stdout
+    result = chat(ws, "--no-memory", "what are my open tasks")
+    assert "write the release notes" in result.stdout
+
+
+def test_free_form_question_answers_from_memory_and_says_how_to_add_an_llm(ws: Path) -> None:
+    chat(ws, "remember that the sky looks blue because of Rayleigh scattering")
+    result = chat(ws, "why is the sky blue?")
+    assert result.returncode == 0, result.stderr
+    assert "Rayleigh scattering" in result.stdout
+    assert "magray config set llm.model" in result.stderr
+
+
+def test_smart_task_plans_with_rules_and_runs(ws: Path) -> None:
+    result = kit.run_magray("smart", "grep TODO then list the files", cwd=ws)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "s1 [done]" in result.stdout
+    assert "TODO: handle errors" in result.stdout
+
+
+def test_errors_are_one_line_with_a_hint(ws: Path) -> None:
+    result = chat(ws, input="")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error[router.empty]")
+    assert "hint:" in result.stderr
+    result = kit.run_magray("smart", "frobnicate the quux", cwd=ws)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith("error[router.plan_invalid]")
