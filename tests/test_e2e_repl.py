@@ -3,33 +3,15 @@ slash commands, Ctrl-C cancelling an answer without leaving), against a loopback
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import magray_router_e2ekit as kit  # loaded by tests/conftest.py
+import magray_router_loopback as loopback  # loaded by tests/conftest.py
 import pytest
 
 pytestmark = pytest.mark.network_stub
-
-_KIT = Path(__file__).resolve().parents[1] / "packages" / "magray-router" / "tests"
-
-
-def _load(name: str, file: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _KIT / file)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-loopback = _load("magray_router_loopback", "loopback.py")
-kit = _load("magray_router_e2ekit", "e2ekit.py")
 
 
 @pytest.fixture
