@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("packages", nargs="*", help="distribution names (default: all)")
     parser.add_argument("--tests", action="store_true", help="also run the package's own tests")
     args = parser.parse_args()
-    names = args.packages or sorted(p.name for p in (ROOT / "packages").glob("magray-*"))
+    names = args.packages or sorted(p.name for p in (ROOT / "packages").iterdir() if p.is_dir())
 
     with tempfile.TemporaryDirectory(prefix="magray-isolated-") as tmp:
         wheelhouse = Path(tmp) / "wheels"
@@ -47,7 +47,7 @@ def main() -> int:
                 "--no-deps",
                 "-w",
                 str(wheelhouse),
-                *[str(p) for p in sorted((ROOT / "packages").glob("magray-*"))],
+                *[str(p) for p in sorted((ROOT / "packages").iterdir()) if p.is_dir()],
             ]
         )
         if build.returncode:
@@ -59,7 +59,11 @@ def main() -> int:
             env_dir = Path(tmp) / name
             venv.EnvBuilder(with_pip=True).create(env_dir)
             py = str(env_dir / "bin" / "python")
-            module = "magray." + name.removeprefix("magray-")
+            module = (
+                "magray." + name.removeprefix("magray-")
+                if name.startswith("magray-")
+                else name.replace("-", "_")
+            )
             steps = [
                 [py, "-m", "pip", "install", "-q", "--find-links", str(wheelhouse), name],
                 [py, "-c", f"import {module}; print({module}.__version__)"],

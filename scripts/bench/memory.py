@@ -4,7 +4,11 @@
 Usage::
 
     .venv/bin/python scripts/bench/memory.py [--sizes 10000 100000] [--large] [--queries 300]
+                                             [--backend local|postgres|both]
                                              [--crossover] [--json]
+
+``--backend postgres`` (or ``both``) runs magray on PostgreSQL + pgvector started from
+``pgserver`` in a temp dir (client and server on this machine, unix socket).
 
 Data: synthetic clustered 384-d L2-normalised vectors (200 Gaussian clusters,
 noise 0.35), queries drawn from the same distribution; every record carries
@@ -191,6 +195,88 @@ def run_magray(n: int, nq: int, work: Path) -> dict[str, Any]:
     }
 
 
+def run_magray_pg(n: int, nq: int, work: Path) -> dict[str, Any]:
+    """The same as ``run_magray`` on the postgres backend (PostgreSQL 16 + pgvector from
+    pgserver, over a unix socket on this machine). Reopen is measured here (the server
+    lives only as long as this process)."""
+    import warnings
+
+    from magray.common.settings import MemorySettings
+    from magray.memory import MemoryStore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(work / "pg", cleanup_mode="stop")
+    dsn = server.get_uri() + "&schema=bench"
+    x, q = data(n, nq)
+    sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
+    settings = MemorySettings(
+        dedupe=False, hnsw_m=M, hnsw_ef_construction=EF_CONSTRUCTION, hnsw_ef_search=EF_SEARCH
+    )
+    try:
+        start = time.perf_counter()
+        store = MemoryStore.open(dsn, None, dim=DIM, settings=settings)
+        # One add() of everything: the backend loads the rows, then bulk-builds the HNSW
+        # index (row-by-row HNSW inserts are ~10x slower; measured below as "incremental").
+        store.add(
+            [f"record {t}" for t in range(n)],
+            [{"p": t % 10} for t in range(n)],
+            ids=[str(t) for t in range(n)],
+            vectors=x,
+            layer="assets",
+        )
+        build = time.perf_counter() - start
+        p50, p99, res = lat(lambda v: [int(h.id) for h in store.search(v, k=K)], q)
+        f50, f99, fres = lat(lambda v: [int(h.id) for h in store.search(v, k=K, where={"p": 3})], q)
+        start = time.perf_counter()
+        store.search_many(q, k=K)
+        qps = nq / (time.perf_counter() - start)
+        kind = store.stats()["layers"]["assets"]["index"]
+        extra, _ = data(1000, 1, seed=1)
+        start = time.perf_counter()
+        for i in range(0, 1000, 100):  # into the indexed table, 100 rows per add()
+            store.add(
+                [f"extra {t}" for t in range(i, i + 100)],
+                vectors=extra[i : i + 100],
+                layer="interact",
+            )
+        incremental = 1000 / (time.perf_counter() - start)
+        start = time.perf_counter()
+        store.close()
+        close = time.perf_counter() - start
+        start = time.perf_counter()
+        again = MemoryStore.open(dsn, None, settings=settings)
+        opened = time.perf_counter()
+        again.search(q[0], k=K)
+        first = time.perf_counter()
+        again.search(q[1], k=K, where={"p": 3})
+        filtered = time.perf_counter() - first
+        again.close()
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+    return {
+        "build_s": build,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "qps_batched": qps,
+        "recall": recall(res, exact_topk(x, q, K)),
+        "filtered_p50_ms": f50,
+        "filtered_p99_ms": f99,
+        "filtered_recall": recall(fres, exact_topk(x, q, K, sel10)),
+        "close_s": close,
+        "index": kind,
+        "incremental_rows_per_s": incremental,
+        "reopen_s": opened - start,
+        "first_query_ms": (first - opened) * 1000,
+        "first_filtered_ms": filtered * 1000,
+        "rss_mb": rss_mb(),  # this client process only; the server's memory is not counted
+    }
+
+
 def run_chroma(n: int, nq: int, work: Path) -> dict[str, Any]:
     import chromadb
 
@@ -323,7 +409,13 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
     }
 
 
-SYSTEMS = {"faiss": run_faiss, "magray": run_magray, "chroma": run_chroma, "lancedb": run_lancedb}
+SYSTEMS = {
+    "faiss": run_faiss,
+    "magray": run_magray,
+    "magray-postgres": run_magray_pg,
+    "chroma": run_chroma,
+    "lancedb": run_lancedb,
+}
 
 
 def available(system: str) -> str | None:
@@ -333,6 +425,10 @@ def available(system: str) -> str | None:
     module = {"chroma": "chromadb", "lancedb": "lancedb"}.get(system)
     if module and importlib.util.find_spec(module) is None:
         return f"{module} is not installed (pip install 'magray-memory[bench]')"
+    if system == "magray-postgres":
+        for module in ("pgserver", "psycopg", "pgvector"):
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed (pip install 'magray-memory[postgres,test]')"
     return None
 
 
@@ -373,6 +469,13 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="also 1,000,000 vectors")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--systems", nargs="+", default=["faiss", "magray", "chroma", "lancedb"])
+    parser.add_argument(
+        "--backend",
+        choices=["local", "postgres", "both"],
+        default="local",
+        help="magray backend(s) to run: local (SQLite + faiss), postgres (pgvector, started "
+        "from pgserver) or both side by side",
+    )
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--one", nargs=2, metavar=("SYSTEM", "N"), help=argparse.SUPPRESS)
@@ -385,6 +488,9 @@ def main() -> None:
         system, n = args.one[0], int(args.one[1])
         with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as work:
             row = SYSTEMS[system](n, args.queries, Path(work))
+            if system == "magray-postgres":  # reopen measured in-process (the server stops)
+                print(json.dumps(row))
+                return
             again = subprocess.run(
                 [sys.executable, __file__, "--reopen", system, work, "--queries", "2"],
                 capture_output=True,
@@ -399,6 +505,16 @@ def main() -> None:
         print(json.dumps(rows, indent=2) if args.json else _crossover_table(rows))
         return
     sizes = args.sizes + ([1_000_000] if args.large else [])
+    systems: list[str] = []
+    for system in args.systems:
+        if system != "magray":
+            systems.append(system)
+            continue
+        if args.backend in ("local", "both"):
+            systems.append("magray")
+        if args.backend in ("postgres", "both"):
+            systems.append("magray-postgres")
+    args.systems = systems
     results: dict[str, dict[str, Any]] = {}
     for n in sizes:
         for system in args.systems:

@@ -232,3 +232,94 @@ def test_installed_script_end_to_end(run_magray: Any, tmp_path: Path) -> None:
     assert missing.stderr.splitlines()[0] == "error[memory.not_found]: no memory with id nope"
     stats = run_magray("memory", "--store", store, "stats", "--json")
     assert json.loads(stats.stdout)["records"] == 2
+
+
+@pytest.fixture(scope="module")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """PostgreSQL + pgvector from pgserver (skipped, with the reason, where it cannot start)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+        try:
+            import pgserver
+        except ImportError as exc:
+            pytest.skip(f"pgserver is not installed ({exc}); pip install 'magray-memory[test]'")
+        try:
+            server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+        except Exception as exc:  # initdb/pg_ctl failures surface as plain exceptions
+            pytest.skip(f"pgserver could not start PostgreSQL here: {type(exc).__name__}: {exc}")
+    yield server.get_uri()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server.cleanup()
+
+
+def _export(store: str, tmp_path: Path, name: str) -> dict[str, Any]:
+    out = tmp_path / name
+    ok("--store", store, "export", str(out), "--vectors")
+    return {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+
+
+@pytest.mark.postgres
+def test_migrate_round_trip_local_postgres_local(tmp_path: Path, pg_dsn: str) -> None:
+    local = str(tmp_path / "local")
+    ids = ok(
+        "--store", local, "add", "alpha one", "beta two", "--meta", "project=infra",
+        "--meta", 'nested={"a": [1, 2.5, null], "b": "é"}',
+    )["ids"]  # fmt: skip
+    ids += ok("--store", local, "add", "gamma three", "--layer", "assets", "--pin")["ids"]
+    ok("--store", local, "update", ids[1], "--importance", "0.9", "--meta", "flag=true")
+    ok("--store", local, "search", "alpha", "-k", "1")  # access counts travel too
+    before = _export(local, tmp_path, "before.jsonl")
+
+    dsn = f"{pg_dsn}&schema=cli_migrate"
+    report = ok("migrate", "--from", local, "--to", dsn)
+    assert report["copied"] == 3
+    assert report["verified"] is True
+    assert report["source"] == report["dest"] == {"interact": 2, "insights": 0, "assets": 1}
+    assert "***" in report["to"] or "@" not in report["to"].split("//")[1].split("/")[0]
+    assert _export(dsn, tmp_path, "pg.jsonl") == before  # vectors bit for bit, metadata, times
+    # the store on the server searches like the local one
+    on_pg = ok("--store", dsn, "search", "beta two", "-k", "3")
+    on_local = ok("--store", local, "search", "beta two", "-k", "3")
+    assert on_pg[0]["id"] == ids[1]
+    assert [h["id"] for h in on_pg] == [h["id"] for h in on_local]
+    assert np.allclose([h["score"] for h in on_pg], [h["score"] for h in on_local], atol=1e-6)
+
+    again = ok("migrate", "--from", local, "--to", dsn)
+    assert (again["copied"], again["skipped"], again["verified"]) == (0, 3, True)
+
+    searched = _export(dsn, tmp_path, "searched.jsonl")  # the searches counted accesses
+    assert searched[ids[1]]["access_count"] == before[ids[1]]["access_count"] + 1
+    back = str(tmp_path / "back")
+    report = ok("--store", dsn, "migrate", "--to", back)
+    assert report["copied"] == 3
+    assert report["verified"] is True
+    after = _export(back, tmp_path, "after.jsonl")
+    assert after == searched
+    for record_id in ids:
+        assert after[record_id]["vector"] == before[record_id]["vector"]
+        assert after[record_id]["metadata"] == before[record_id]["metadata"]
+
+
+def test_migrate_refuses_missing_source_and_same_target(tmp_path: Path) -> None:
+    result = mem("migrate", "--from", str(tmp_path / "nothing"), "--to", str(tmp_path / "x"))
+    assert result.exit_code != 0
+    assert "no memory store" in str(result.exception)
+    store = str(tmp_path / "s")
+    ok("--store", store, "add", "one")
+    result = mem("--store", store, "migrate", "--to", store)
+    assert "same store" in str(result.exception)
+
+
+def test_migrate_refuses_a_destination_of_another_model(tmp_path: Path) -> None:
+    from magray.memory import MemoryStore
+
+    source, other = str(tmp_path / "s"), tmp_path / "o"
+    ok("--store", source, "add", "one")
+    with MemoryStore.open(other, None, dim=8) as store:
+        store.add(["x"], vectors=np.eye(8, dtype=np.float32)[:1])
+    result = mem("--store", source, "migrate", "--to", str(other))
+    assert result.exit_code != 0
+    assert "dim" in str(result.exception)

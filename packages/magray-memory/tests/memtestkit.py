@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Clock", "HashingEmbedder", "unit_vectors"]
+__all__ = ["Clock", "HashingEmbedder", "fresh_schema", "start_pgserver", "unit_vectors"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -77,3 +80,38 @@ def unit_vectors(n: int, dim: int, *, seed: int = 0, clusters: int = 0) -> np.nd
         x = rng.normal(size=(n, dim))
     x = x.astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def start_pgserver(pgdata: Path) -> Iterator[str]:
+    """Start PostgreSQL (+ pgvector) from the ``pgserver`` package in ``pgdata``; yield its DSN.
+
+    Calls :func:`pytest.skip` with the reason when pgserver is missing or cannot start.
+    (As root, pgserver itself runs postgres as an unprivileged ``pgserver`` user.)
+    """
+    import pytest
+
+    # platformdirs warns (on import of pgserver) when XDG_RUNTIME_DIR is unset, as in CI.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError as exc:
+            pytest.skip(f"pgserver is not installed ({exc}); pip install 'magray-memory[test]'")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises plain exceptions when initdb/pg_ctl fail
+        pytest.skip(f"pgserver could not start PostgreSQL here: {type(exc).__name__}: {exc}")
+    try:
+        yield server.get_uri()
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+
+
+def fresh_schema(dsn: str) -> str:
+    """``dsn`` pointing at a new, unique store schema (tests never share a store)."""
+    sep = "&" if "?" in dsn else "?"
+    return f"{dsn}{sep}schema=t_{uuid.uuid4().hex[:16]}"

@@ -12,7 +12,7 @@ import pytest
 
 from magray.common.settings import MemorySettings
 from magray.memory import Layer, MemoryStore
-from memtestkit import Clock, unit_vectors
+from memtestkit import Clock, fresh_schema, unit_vectors
 
 N = 600
 DIM = 16
@@ -107,10 +107,13 @@ def _metadata(i: int, rng: np.random.Generator) -> dict[str, Any]:
     return meta
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module", params=["local", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def corpus(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, list[dict[str, Any]], np.ndarray]:
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path | str, list[dict[str, Any]], np.ndarray]:
+    """600 records with mixed-type metadata, stored on each backend in turn."""
     rng = np.random.default_rng(7)
     vectors = unit_vectors(N, DIM, seed=7, clusters=8)
     records = []
@@ -125,7 +128,9 @@ def corpus(
                 "created_at": 1_700_000_000.0 + i,
             }
         )
-    path = tmp_path_factory.mktemp("filters") / "store"
+    path: Path | str = tmp_path_factory.mktemp("filters") / "store"
+    if request.param == "postgres":
+        path = fresh_schema(request.getfixturevalue("pg_server_dsn"))
     clock = Clock()
     settings = MemorySettings(flat_threshold=150, dedupe=False)
     with MemoryStore.open(path, None, dim=DIM, settings=settings, clock=clock) as store:
@@ -191,7 +196,7 @@ FILTERS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("where", FILTERS, ids=[str(f) for f in FILTERS])
 def test_filtered_top_k_is_exact(
-    corpus: tuple[Path, list[dict[str, Any]], np.ndarray], where: dict[str, Any]
+    corpus: tuple[Path | str, list[dict[str, Any]], np.ndarray], where: dict[str, Any]
 ) -> None:
     path, records, vectors = corpus
     with MemoryStore.open(
@@ -212,7 +217,7 @@ def test_filtered_top_k_is_exact(
                     assert matches(next(r for r in records if r["id"] == rid), where)
 
 
-def test_filter_with_layers(corpus: tuple[Path, list[dict[str, Any]], np.ndarray]) -> None:
+def test_filter_with_layers(corpus: tuple[Path | str, list[dict[str, Any]], np.ndarray]) -> None:
     path, records, vectors = corpus
     with MemoryStore.open(path, None, clock=_NOW) as store:
         where = {"project": "alpha"}
@@ -223,7 +228,7 @@ def test_filter_with_layers(corpus: tuple[Path, list[dict[str, Any]], np.ndarray
 
 
 def test_hnsw_selector_path_never_leaks_outside_filter(
-    corpus: tuple[Path, list[dict[str, Any]], np.ndarray],
+    corpus: tuple[Path | str, list[dict[str, Any]], np.ndarray],
 ) -> None:
     """With exact_filter_limit=0 the HNSW bitmap selector does the filtering."""
     path, records, vectors = corpus
@@ -239,7 +244,9 @@ def test_hnsw_selector_path_never_leaks_outside_filter(
         assert np.mean(recalls) >= 0.9
 
 
-def test_unfiltered_hnsw_recall(corpus: tuple[Path, list[dict[str, Any]], np.ndarray]) -> None:
+def test_unfiltered_hnsw_recall(
+    corpus: tuple[Path | str, list[dict[str, Any]], np.ndarray],
+) -> None:
     path, records, vectors = corpus
     with MemoryStore.open(
         path, None, settings=MemorySettings(flat_threshold=150), clock=_NOW
@@ -252,9 +259,9 @@ def test_unfiltered_hnsw_recall(corpus: tuple[Path, list[dict[str, Any]], np.nda
         assert np.mean(recalls) >= 0.95
 
 
-def test_expired_records_are_not_returned_before_expire_runs(tmp_path: Path) -> None:
+def test_expired_records_are_not_returned_before_expire_runs(target: Path | str) -> None:
     clock = Clock()
-    with MemoryStore.open(tmp_path / "s", None, dim=DIM, clock=clock) as store:
+    with MemoryStore.open(target, None, dim=DIM, clock=clock) as store:
         vecs = unit_vectors(3, DIM, seed=3)
         old = store.add(["old"], vectors=vecs[:1])
         clock.advance(20 * 3600)
@@ -268,9 +275,9 @@ def test_expired_records_are_not_returned_before_expire_runs(tmp_path: Path) -> 
         assert math.isclose(store.get(old[0]).expires_at or 0, clock.now - 3600)
 
 
-def test_access_statistics_filters_use_sql(tmp_path: Path) -> None:
+def test_access_statistics_filters_use_sql(target: Path | str) -> None:
     clock = Clock()
-    with MemoryStore.open(tmp_path / "s", None, dim=DIM, clock=clock) as store:
+    with MemoryStore.open(target, None, dim=DIM, clock=clock) as store:
         vecs = unit_vectors(4, DIM, seed=11)
         ids = store.add([f"t{i}" for i in range(4)], vectors=vecs)
         store.search(vecs[1], k=1)
@@ -283,10 +290,10 @@ def test_access_statistics_filters_use_sql(tmp_path: Path) -> None:
         assert {h.id for h in store.search(vecs[0], k=4, where={"_id": ids[3]})} == {ids[3]}
 
 
-def test_record_field_value_types_are_checked(tmp_path: Path) -> None:
+def test_record_field_value_types_are_checked(target: Path | str) -> None:
     from magray.common.errors import InvalidInputError
 
-    with MemoryStore.open(tmp_path / "s", None, dim=DIM) as store:
+    with MemoryStore.open(target, None, dim=DIM) as store:
         store.add(["x"], vectors=unit_vectors(1, DIM))
         with pytest.raises(InvalidInputError, match="_created_at"):
             store.search(unit_vectors(1, DIM)[0], where={"_created_at": {"$gt": "yesterday"}})
@@ -297,7 +304,7 @@ def test_record_field_value_types_are_checked(tmp_path: Path) -> None:
 @pytest.mark.parametrize("where", [None, {"project": "alpha"}, {"n": {"$gte": 3}}])
 @pytest.mark.parametrize("exact_limit", [0, 5000])
 def test_search_many_equals_single_searches(
-    corpus: tuple[Path, list[dict[str, Any]], np.ndarray],
+    corpus: tuple[Path | str, list[dict[str, Any]], np.ndarray],
     where: dict[str, Any] | None,
     exact_limit: int,
 ) -> None:

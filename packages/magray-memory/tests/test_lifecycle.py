@@ -26,9 +26,9 @@ def test_ttls_per_layer(open_store: Opener, clock: Clock) -> None:
     assert store.get(c).expires_at is None
 
 
-def test_configurable_ttls(store_dir: object, clock: Clock) -> None:
+def test_configurable_ttls(target: object, clock: Clock) -> None:
     settings = MemorySettings(ttl_interact_hours=1, ttl_insights_days=2)
-    with MemoryStore.open(store_dir, None, dim=4, settings=settings, clock=clock) as store:  # type: ignore[arg-type]
+    with MemoryStore.open(target, None, dim=4, settings=settings, clock=clock) as store:  # type: ignore[arg-type]
         (rid,) = store.add(["x"], vectors=[[1, 0, 0, 0]])
         assert store.get(rid).expires_at == clock.now + HOUR
         clock.advance(HOUR + 1)

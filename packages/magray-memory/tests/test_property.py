@@ -198,3 +198,38 @@ def test_store_agrees_with_model_long(machine: type[StoreMachine]) -> None:
     case = machine.TestCase
     case.settings = _slow
     case("runTest").runTest()
+
+
+# ---------------------------------------------------------------- the same on PostgreSQL
+_PG: dict[str, str] = {}
+
+
+class PostgresStoreMachine(StoreMachine):
+    """The same rules against the postgres backend (each example in its own schema)."""
+
+    flat_threshold = 6  # small, so the HNSW index and its exact fallback are exercised
+
+    def __init__(self) -> None:
+        from memtestkit import fresh_schema
+
+        self.target = fresh_schema(_PG["dsn"])
+        super().__init__()
+
+    def _open(self) -> MemoryStore:
+        return MemoryStore.open(
+            self.target, None, dim=DIM, settings=self.settings, clock=self.clock
+        )
+
+
+@pytest.mark.postgres
+class TestPostgresStoreAgreesWithModel(PostgresStoreMachine.TestCase):  # type: ignore[name-defined,misc]
+    settings = settings(
+        max_examples=25,
+        stateful_step_count=20,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+    @pytest.fixture(autouse=True)
+    def _server(self, pg_server_dsn: str) -> None:
+        _PG["dsn"] = pg_server_dsn

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from magray.common.errors import ConflictError, DependencyMissingError, InvalidInputError
+from magray.common.errors import (
+    ConflictError,
+    DependencyMissingError,
+    InvalidInputError,
+    StorageError,
+)
 from magray.common.settings import MemorySettings
 from magray.memory import (
     DuplicateIdError,
@@ -152,9 +157,11 @@ def test_dedupe_per_layer(open_store: Opener, embedder: HashingEmbedder) -> None
     assert store.count() == 4
 
 
-def test_dedupe_can_be_disabled(store_dir: Path, clock: Clock, embedder: HashingEmbedder) -> None:
+def test_dedupe_can_be_disabled(
+    target: Path | str, clock: Clock, embedder: HashingEmbedder
+) -> None:
     with MemoryStore.open(
-        store_dir, embedder, settings=MemorySettings(dedupe=False), clock=clock
+        target, embedder, settings=MemorySettings(dedupe=False), clock=clock
     ) as store:
         a = store.add(["dup"])
         b = store.add(["dup"])
@@ -206,11 +213,11 @@ def test_search_defaults_to_all_layers_including_assets(open_store: Opener) -> N
     assert [h.id for h in only] == c
 
 
-def test_model_pinning_refuses_other_model(store_dir: Path, clock: Clock) -> None:
-    with MemoryStore.open(store_dir, HashingEmbedder(64, "model-a"), clock=clock) as store:
+def test_model_pinning_refuses_other_model(target: Path | str, clock: Clock) -> None:
+    with MemoryStore.open(target, HashingEmbedder(64, "model-a"), clock=clock) as store:
         store.add(["hello world"])
     other = HashingEmbedder(64, "model-b")
-    with MemoryStore.open(store_dir, other, clock=clock) as store:
+    with MemoryStore.open(target, other, clock=clock) as store:
         assert not store.model_matches
         with pytest.raises(ModelMismatchError) as err:
             store.add(["more"])
@@ -219,27 +226,27 @@ def test_model_pinning_refuses_other_model(store_dir: Path, clock: Clock) -> Non
             store.search("hello")
         assert store.count() == 1  # nothing rewritten
     with (
-        MemoryStore.open(store_dir, HashingEmbedder(32, "model-a"), clock=clock) as store,
+        MemoryStore.open(target, HashingEmbedder(32, "model-a"), clock=clock) as store,
         pytest.raises(ModelMismatchError, match="dim"),
     ):
         store.add(["more"])
-    with MemoryStore.open(store_dir, HashingEmbedder(64, "model-a"), clock=clock) as store:
+    with MemoryStore.open(target, HashingEmbedder(64, "model-a"), clock=clock) as store:
         assert store.search("hello world", k=1)[0].text == "hello world"
 
 
-def test_reindex_switches_model(store_dir: Path, clock: Clock) -> None:
-    with MemoryStore.open(store_dir, HashingEmbedder(64, "model-a"), clock=clock) as store:
+def test_reindex_switches_model(target: Path | str, clock: Clock) -> None:
+    with MemoryStore.open(target, HashingEmbedder(64, "model-a"), clock=clock) as store:
         store.add(["red apple", "blue sky", "green grass"])
     new = HashingEmbedder(32, "model-b")
     seen: list[tuple[int, int]] = []
-    with MemoryStore.open(store_dir, new, clock=clock) as store:
+    with MemoryStore.open(target, new, clock=clock) as store:
         assert store.reindex(batch_size=2, progress=lambda d, t: seen.append((d, t))) == 3
         assert seen[-1] == (3, 3)
         assert store.model_matches
         assert store.pinned == ("model-b", 32)
         assert store.search("blue sky", k=1)[0].text == "blue sky"
         store.add(["more"])
-    with MemoryStore.open(store_dir, new, clock=clock) as store:
+    with MemoryStore.open(target, new, clock=clock) as store:
         assert store.count() == 4
         assert store.consistency()["interact"]["ok"]
         assert store.get(store.search("red apple", k=1)[0].id).dim == 32
@@ -256,13 +263,13 @@ def test_embedding_cache_hits(open_store: Opener, embedder: HashingEmbedder) -> 
     assert store.stats()["cache"]["hit_rate"] > 0
 
 
-def test_persisted_embedding_cache(store_dir: Path, clock: Clock) -> None:
+def test_persisted_embedding_cache(target: Path | str, clock: Clock) -> None:
     settings = MemorySettings(cache_persist=True)
     first = HashingEmbedder()
-    with MemoryStore.open(store_dir, first, settings=settings, clock=clock) as store:
+    with MemoryStore.open(target, first, settings=settings, clock=clock) as store:
         store.add(["persist me"])
     second = HashingEmbedder()
-    with MemoryStore.open(store_dir, second, settings=settings, clock=clock) as store:
+    with MemoryStore.open(target, second, settings=settings, clock=clock) as store:
         store.search("persist me")
         assert second.texts_embedded == 0
 
@@ -311,18 +318,30 @@ def test_async_twins(open_store: Opener, embedder: HashingEmbedder) -> None:
     assert hits[0].text == "async one"
 
 
-def test_context_manager_closes(store_dir: Path) -> None:
-    with MemoryStore.open(store_dir, None, dim=4) as store:
+def test_context_manager_closes(target: Path | str) -> None:
+    with MemoryStore.open(target, None, dim=4) as store:
         store.add(["x"], vectors=[[1, 0, 0, 0]])
     with pytest.raises(Exception):  # noqa: B017,PT011 - sqlite3.ProgrammingError on a closed db
         store.count()
 
 
-def test_unavailable_backend_is_a_clear_error(store_dir: Path) -> None:
-    with pytest.raises(DependencyMissingError, match="postgres") as err:
+def test_postgres_backend_without_dsn_is_a_clear_error(store_dir: Path) -> None:
+    with pytest.raises(InvalidInputError, match="postgresql://") as err:
         MemoryStore.open(store_dir, None, dim=4, settings=MemorySettings(backend="postgres"))
     assert err.value.hint
-    assert "local" in err.value.hint
+    assert "MAGRAY_MEMORY__DSN" in err.value.hint
+
+
+def test_unreachable_postgres_is_a_clear_error(tmp_path: Path) -> None:
+    dsn = f"postgresql://nobody@/nodb?host={tmp_path}&connect_timeout=2"
+    with pytest.raises(StorageError, match="cannot open the postgres memory store") as err:
+        MemoryStore.open(dsn, None, dim=4)
+    assert err.value.hint
+
+
+def test_unknown_backend_is_refused_by_settings() -> None:
+    with pytest.raises(ValueError, match="unknown backend"):
+        MemorySettings(backend="nope")
 
 
 def test_search_many_with_texts(open_store: Opener, embedder: HashingEmbedder) -> None:
@@ -355,7 +374,7 @@ def test_list_records_order_offset_and_count(open_store: Opener, clock: Clock) -
     assert store.count("assets") == 0
 
 
-def test_rebuild_index_and_save(open_store: Opener) -> None:
+def test_rebuild_index_and_save(open_store: Opener, backend: str) -> None:
     store = open_store()
     vecs = unit_vectors(20, 16, seed=13)
     ids = store.add([f"t{i}" for i in range(20)], vectors=vecs)
@@ -370,7 +389,8 @@ def test_rebuild_index_and_save(open_store: Opener) -> None:
     assert store.search(vecs[10], k=1)[0].id == ids[10]
     assert store.save() is False  # the rebuild already saved this state
     store.add(["more"], vectors=unit_vectors(1, 16, seed=14))
-    assert store.save() is True
+    # local saves its faiss index files; PostgreSQL keeps its index itself (nothing to save)
+    assert store.save() is (backend == "local")
 
 
 def test_remaining_async_twins(open_store: Opener, embedder: HashingEmbedder, clock: Clock) -> None:

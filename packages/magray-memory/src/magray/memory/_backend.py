@@ -3,8 +3,9 @@
 :class:`~magray.memory.MemoryStore` does validation, embedding, caching,
 reranking, TTL arithmetic and promotion scoring; everything that stores or
 searches records goes through this protocol. ``LocalBackend`` (SQLite + faiss)
-is the built-in implementation. A second backend (e.g. PostgreSQL + pgvector)
-registers a factory under the entry-point group ``magray.memory.backends``:
+is the built-in implementation; ``PostgresBackend`` (``_postgres.py``, PostgreSQL +
+pgvector) is registered as ``postgres``. Any backend registers a factory under the
+entry-point group ``magray.memory.backends``:
 ``factory(path_or_dsn: str, settings: MemorySettings) -> StorageBackend``, and
 must keep the same semantics, which the test-suite states precisely:
 

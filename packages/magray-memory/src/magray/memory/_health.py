@@ -42,6 +42,9 @@ def _store(settings: Any) -> HealthResult:
     from magray.common.errors import MagrayError
     from magray.memory._store import MemoryStore
 
+    memory = getattr(settings, "memory", None)
+    if memory is not None and memory.backend == "postgres":
+        return _postgres_store(memory)
     path = _store_path(settings)
     if not (path / "memory.db").exists():
         return HealthResult.ok("no memory store yet", path=str(path))
@@ -61,3 +64,35 @@ def _store(settings: Any) -> HealthResult:
             f"index was rebuilt from SQLite on open ({status.get('reason')})", **details
         )
     return HealthResult.ok("index consistent with SQLite", **details)
+
+
+def _postgres_store(memory: Any) -> HealthResult:
+    """Connect to the configured PostgreSQL store and count its records."""
+    from magray.common.errors import MagrayError
+    from magray.memory._postgres import redact
+    from magray.memory._store import MemoryStore
+
+    if not memory.dsn:
+        return HealthResult.failed(
+            "memory.backend is 'postgres' but memory.dsn is not set",
+            hint="set MAGRAY_MEMORY__DSN=postgresql://user@host/db (or memory.dsn in the config)",
+        )
+    where = redact(memory.dsn)
+    try:
+        with MemoryStore.open(memory.dsn, embedder=None, settings=memory) as store:
+            check = store.consistency()
+            pinned = store.pinned
+    except MagrayError as exc:
+        if "dimension is unknown" in exc.message:
+            return HealthResult.ok("postgres reachable; no memory store yet", dsn=where)
+        return HealthResult.failed(exc.message, dsn=where, hint=exc.hint)
+    records = sum(int(c["records"]) for c in check.values())
+    details = {"dsn": where, "model_id": pinned[0], "dim": pinned[1], "layers": check}
+    bad = [layer for layer, c in check.items() if not c["ok"]]
+    if bad:
+        return HealthResult.failed(
+            f"records without a vector of the store's dim in {', '.join(bad)}",
+            hint="finish the interrupted reindex: magray memory reindex",
+            **details,
+        )
+    return HealthResult.ok(f"postgres store reachable ({records} records)", **details)

@@ -50,12 +50,6 @@ def _open_backend(settings: MemorySettings, path: Path, config: BackendConfig) -
     for ep in entry_points(group=BACKENDS_GROUP, name=settings.backend):
         backend: StorageBackend = ep.load()(str(settings.dsn or path), settings)
         return backend
-    if settings.backend == "postgres":
-        raise DependencyMissingError(
-            "the postgres memory backend is not available in this version",
-            hint="use memory.backend = 'local' (the default); PostgreSQL + pgvector is planned "
-            "(issue #10) and will install as an extra",
-        )
     raise DependencyMissingError(
         f"no memory backend named {settings.backend!r} is installed",
         hint=f"install the package that registers it under {BACKENDS_GROUP}, or use 'local'",
@@ -121,10 +115,12 @@ class MemoryStore:
         policy: PromotionPolicy | None = None,
         metrics: MetricsRegistry | None = None,
     ) -> MemoryStore:
-        """Open (or create) the store in directory ``path``.
+        """Open (or create) the store in directory ``path`` or at a PostgreSQL DSN.
 
         Args:
-            path: Store directory (default: ``settings.path`` or ``<data>/memory``).
+            path: Store directory (default: ``settings.path`` or ``<data>/memory``), or a
+                ``postgresql://...`` DSN, which selects the postgres backend (``pip install
+                "magray-memory[postgres]"``; ``?schema=NAME`` picks the store's schema).
             embedder: ``"default"`` or another name from the ``magray.embedders`` entry
                 points, an :class:`Embedder` object, or ``None`` for a vectors-only store.
             dim: Vector dimension of a new vectors-only store.
@@ -140,11 +136,15 @@ class MemoryStore:
             StoreCorruptError: The database cannot be read.
         """
         settings = settings or _default_settings()
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            settings = settings.model_copy(update={"backend": "postgres", "dsn": path})
+        if path is None and settings.backend != "local" and settings.dsn:
+            path = settings.dsn
         if path is None:
             from magray.common import paths
 
             path = settings.path or paths.data_dir() / "memory"
-        path = Path(path).expanduser()
+        path = Path(path).expanduser() if settings.backend == "local" else Path(str(path))
         if isinstance(embedder, str):
             embedder = load_embedder(embedder)
         elif embedder is not None and not isinstance(embedder, Embedder):
@@ -201,12 +201,17 @@ class MemoryStore:
 
     @property
     def backend(self) -> StorageBackend:
-        """The storage backend (``"local"``: SQLite + faiss)."""
+        """The storage backend (``"local"``: SQLite + faiss; ``"postgres"``: pgvector)."""
         return self._backend
 
     @property
     def path(self) -> Path:
         return self._backend.path
+
+    @property
+    def location(self) -> str:
+        """Where the store lives: its directory, or its DSN (password hidden) and schema."""
+        return str(getattr(self._backend, "location", self._backend.path))
 
     @property
     def pinned(self) -> tuple[str, int]:
@@ -223,8 +228,8 @@ class MemoryStore:
         pinned = self.pinned
         if (self.model_id, self.dim) != pinned:
             raise ModelMismatchError(
-                f"store {self.path} holds vectors of model {pinned[0]!r} (dim {pinned[1]}), but "
-                f"this session uses {self.model_id!r} (dim {self.dim})",
+                f"store {self.location} holds vectors of model {pinned[0]!r} "
+                f"(dim {pinned[1]}), but this session uses {self.model_id!r} (dim {self.dim})",
                 hint="run store.reindex() (`magray memory reindex`) to re-embed every record "
                 "with the new model, or open the store with the embedder it was built with",
                 details={"store": list(pinned), "session": [self.model_id, self.dim]},
@@ -241,7 +246,7 @@ class MemoryStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"MemoryStore({str(self.path)!r}, model={self.model_id!r}, dim={self.dim})"
+        return f"MemoryStore({self.location!r}, model={self.model_id!r}, dim={self.dim})"
 
     # ------------------------------------------------------------ validation
     def _texts(self, texts: str | Sequence[str]) -> list[str]:
@@ -877,6 +882,91 @@ class MemoryStore:
             progress=progress,
             now=self.clock(),
         )
+
+    def copy_to(
+        self,
+        dest: MemoryStore,
+        *,
+        batch_size: int = 500,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Copy every record into another store (e.g. local -> postgres), vectors bit for bit.
+
+        Ids, texts, metadata, layers, timestamps, access counts, importance, pins and
+        TTLs are kept; records whose id already exists in ``dest`` are skipped (so an
+        interrupted copy can simply be run again). History events stay in this store.
+        Afterwards every source id is looked up in ``dest`` and the per-layer counts
+        are compared; returns ``{"copied", "skipped", "source", "dest", "verified"}``.
+
+        Raises:
+            ModelMismatchError: ``dest`` is pinned to another model or dim.
+        """
+        if dest.pinned != self.pinned:
+            raise ModelMismatchError(
+                f"the destination holds {dest.pinned[0]!r} vectors of dim {dest.pinned[1]}, "
+                f"this store {self.pinned[0]!r} of dim {self.pinned[1]}",
+                hint="copy into a new, empty store (or reindex one of them first)",
+            )
+        self._backend.flush()
+        total = self.count()
+        done = copied = skipped = 0
+        if progress:
+            progress(0, total)
+        batch: list[Record] = []
+
+        def flush() -> None:
+            nonlocal done, copied, skipped
+            if not batch:
+                return
+            existing = {r.id for r in dest._backend.get([r.id for r in batch])}
+            rows = [
+                NewRecord(
+                    id=r.id,
+                    layer=r.layer,
+                    text=r.text,
+                    metadata_json=json.dumps(r.metadata, ensure_ascii=False),
+                    vector=np.asarray(r.vector, dtype=np.float32),
+                    content_hash=r.content_hash,
+                    importance=r.importance,
+                    pinned=r.pinned,
+                    expires_at=r.expires_at,
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                    last_access=r.last_access,
+                    access_count=r.access_count,
+                )
+                for r in batch
+                if r.id not in existing
+            ]
+            if rows:
+                dest._backend.insert(rows, dedupe=False, now=dest.clock())
+            copied += len(rows)
+            skipped += len(batch) - len(rows)
+            done += len(batch)
+            batch.clear()
+            if progress:
+                progress(done, total)
+
+        ids: list[str] = []
+        for record in self._backend.iter_records(with_vector=True, batch=batch_size):
+            batch.append(record)
+            ids.append(record.id)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        found = 0
+        for start in range(0, len(ids), 1000):
+            found += len(dest._backend.get(ids[start : start + 1000]))
+        source_counts = {layer.value: self.count(layer) for layer in Layer}
+        dest_counts = {layer.value: dest.count(layer) for layer in Layer}
+        return {
+            "copied": copied,
+            "skipped": skipped,
+            "source": source_counts,
+            "dest": dest_counts,
+            "found_in_dest": found,
+            "verified": found == len(ids),
+        }
 
     def export_jsonl(
         self,

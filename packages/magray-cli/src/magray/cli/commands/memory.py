@@ -29,9 +29,10 @@ _EMBEDDER_KEY = "magray.memory.embedder"
 @click.option(
     "--store",
     "store_dir",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Store directory (default: memory.path setting, else <data dir>/memory).",
+    metavar="DIR|DSN",
+    help="Store directory or postgresql://... DSN (default: memory.dsn with the postgres "
+    "backend, else memory.path, else <data dir>/memory).",
 )
 @click.option(
     "--embedder",
@@ -39,7 +40,7 @@ _EMBEDDER_KEY = "magray.memory.embedder"
     help="Embedder name from the magray.embedders entry points (default: memory.embedder).",
 )
 @click.pass_context
-def memory(ctx: click.Context, store_dir: Path | None, embedder: str | None) -> None:
+def memory(ctx: click.Context, store_dir: str | None, embedder: str | None) -> None:
     """Store, search and manage memories (three layers: interact, insights, assets).
 
     \b
@@ -54,18 +55,38 @@ def memory(ctx: click.Context, store_dir: Path | None, embedder: str | None) -> 
 
 
 # ---------------------------------------------------------------- helpers
-def _store_path(app: AppContext) -> Path:
+def _is_dsn(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def _store_path(app: AppContext) -> Path | str:
+    """The store's directory, or its PostgreSQL DSN."""
     from magray.common import paths
 
     explicit = click.get_current_context().meta.get(_STORE_KEY)
     if explicit is not None:
-        return Path(explicit).expanduser()
-    configured = app.settings.memory.path
+        return explicit if _is_dsn(explicit) else Path(explicit).expanduser()
+    settings = app.settings.memory
+    if settings.backend != "local" and settings.dsn:
+        return settings.dsn
+    configured = settings.path
     return Path(configured).expanduser() if configured else paths.data_dir() / "memory"
 
 
+def _shown(location: Path | str) -> str:
+    """A store location for output (a DSN without its password)."""
+    if isinstance(location, Path):
+        return str(location)
+    from magray.memory._postgres import redact
+
+    return redact(location)
+
+
 def _exists(app: AppContext) -> bool:
-    return (_store_path(app) / "memory.db").exists()
+    location = _store_path(app)
+    if not isinstance(location, Path):
+        return True  # a server store: opening creates its schema if missing
+    return (location / "memory.db").exists()
 
 
 @contextmanager
@@ -88,7 +109,7 @@ def _require_store(app: AppContext) -> None:
         from magray.common.errors import NotFoundError
 
         raise NotFoundError(
-            f"no memory store at {_store_path(app)} yet",
+            f"no memory store at {_shown(_store_path(app))} yet",
             hint='add a memory first: magray memory add "some text"',
             code="memory.no_store",
         )
@@ -641,7 +662,7 @@ def memory_stats(app: AppContext) -> None:
     from magray.cli._output import emit_json, print_table
 
     if not _exists(app):
-        data: dict[str, Any] = {"path": str(_store_path(app)), "exists": False, "records": 0}
+        data: dict[str, Any] = {"path": _shown(_store_path(app)), "exists": False, "records": 0}
     else:
         with _open(app, embed=False) as store:
             data = {"exists": True, **store.stats()}
@@ -773,4 +794,83 @@ def memory_vacuum(app: AppContext) -> None:
         click.echo(
             f"{before / 1e6:.2f} MB -> {after / 1e6:.2f} MB, "
             f"{report['tombstones_dropped']} index tombstones dropped"
+        )
+
+
+@memory.command("migrate")
+@click.option(
+    "--to",
+    "dest",
+    required=True,
+    metavar="DSN|DIR",
+    help="Destination: postgresql://user@host/db[?schema=NAME] or a local store directory.",
+)
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    metavar="DIR|DSN",
+    help="Source store (default: the store --store or the settings name).",
+)
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@json_option
+@pass_app
+def memory_migrate(app: AppContext, dest: str, source: str | None, batch_size: int) -> None:
+    """Copy every memory (vectors, metadata, layers, timestamps) into another store.
+
+    \b
+    Moves a local store into PostgreSQL (or back), keeping ids; records already
+    in the destination are skipped, so an interrupted run can be repeated.
+    Afterwards every id is looked up in the destination and the counts printed.
+
+    \b
+    Examples:
+      magray memory migrate --to postgresql://magray@db.internal/team
+      magray memory --store postgresql://magray@db/team migrate --to ./memory-copy
+    """
+    from magray.cli._output import emit_json
+    from magray.common.errors import ConflictError, NotFoundError
+    from magray.memory import MemoryStore
+
+    src: Path | str
+    if source is None:
+        src = _store_path(app)
+    else:
+        src = source if _is_dsn(source) else Path(source).expanduser()
+    if isinstance(src, Path) and not (src / "memory.db").exists():
+        raise NotFoundError(
+            f"no memory store at {src}",
+            hint="pass --from DIR|DSN, or --store, for the store to copy",
+            code="memory.no_store",
+        )
+    dst: Path | str = dest if _is_dsn(dest) else Path(dest).expanduser()
+    if str(dst) == str(src):
+        raise ConflictError("source and destination are the same store", hint="pass another --to")
+    settings = app.settings.memory
+    local = settings.model_copy(update={"backend": "local"})
+    with MemoryStore.open(src, None, settings=local) as source_store:
+        model_id, dim = source_store.pinned
+        with (
+            MemoryStore.open(dst, None, dim=dim, model_id=model_id, settings=local) as dest_store,
+            _progress(app, "migrating", source_store.count()) as update,
+        ):
+            report = source_store.copy_to(dest_store, batch_size=batch_size, progress=update)
+    report = {"from": _shown(src), "to": _shown(dst), "model_id": model_id, "dim": dim, **report}
+    if app.json:
+        emit_json(report)
+    else:
+        click.echo(
+            f"copied {report['copied']} memories ({report['skipped']} already there) "
+            f"from {report['from']} to {report['to']}"
+        )
+        for layer, n in report["source"].items():
+            click.echo(f"  {layer:<9} source {n:>8}  destination {report['dest'][layer]:>8}")
+        click.echo("verified: every id is in the destination" if report["verified"] else "")
+    if not report["verified"]:
+        from magray.common.errors import StorageError
+
+        raise StorageError(
+            f"{report['copied']} copied but only {report['found_in_dest']} of the source ids "
+            "were found in the destination",
+            hint="run the same migrate again (it skips what is there); check the server logs",
         )

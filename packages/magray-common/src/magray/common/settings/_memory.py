@@ -23,7 +23,25 @@ class MemorySettings(BaseModel):
     path: Path | None = Field(
         default=None, description="Store directory for the local backend (default: <data>/memory)."
     )
-    dsn: str | None = Field(default=None, description="postgresql://... for the postgres backend.")
+    dsn: str | None = Field(
+        default=None,
+        description="postgresql://user:password@host/db for the postgres backend "
+        "(?schema=NAME picks the store's schema).",
+    )
+    pg_schema: str = Field(
+        default="magray",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding the store (one schema per store).",
+    )
+    pg_pool_size: int = Field(
+        default=8, ge=1, le=1000, description="Most connections one process opens to PostgreSQL."
+    )
+    pg_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for a pooled PostgreSQL connection."
+    )
+    pg_retries: int = Field(
+        default=3, ge=0, le=20, description="Retries of a transaction on transient errors."
+    )
     embedder: str = Field(
         default="default", description="Embedder name from the magray.embedders entry points."
     )
