@@ -38,13 +38,12 @@ def render() -> str:
     parts = [HEADER]
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> None:
-        ctx = click.Context(
-            command,
-            info_name=path[-1],
-            parent=parent,
-            terminal_width=WIDTH,
-            max_content_width=WIDTH,
-        )
+        settings = {
+            **command.context_settings,  # e.g. -h as a help option, as `magray` itself has
+            "terminal_width": WIDTH,
+            "max_content_width": WIDTH,
+        }
+        ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
         heading = "#" * min(len(path) + 1, 4)
         help_text = command.get_help(ctx).rstrip()
         parts.append(f"\n{heading} `{' '.join(path)}`\n\n```text\n{help_text}\n```\n")

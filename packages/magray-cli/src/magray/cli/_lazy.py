@@ -66,7 +66,7 @@ class LazyGroup(click.Group):
         rows: list[tuple[str, str]] = []
         limit = formatter.width - 6 - max((len(n) for n in self.list_commands(ctx)), default=0)
         for name in self.list_commands(ctx):
-            if name in self.lazy_commands and name not in self.commands:
+            if name in self.lazy_commands:  # same text whether or not it was imported yet
                 rows.append((name, self.lazy_commands[name][1]))
                 continue
             try:
