@@ -127,3 +127,18 @@ def test_model_settings_resolution() -> None:
     c = LLMClient(settings=settings)
     assert c.models == ["openai/main", "anthropic/claude-3-5-haiku-latest"]
     assert c.structured_mode("anthropic/claude-3-5-haiku-latest") == "tool"
+
+
+def test_warm_up_imports_litellm_once_in_the_background() -> None:
+    import sys
+
+    from magray.llm import _backend, warm_up
+
+    thread = warm_up(background=True)
+    assert thread is not None
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert "litellm" in sys.modules
+    module = _backend.litellm_module()
+    assert warm_up() is None
+    assert _backend.litellm_module() is module

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from importlib.metadata import version as _version
 
+from magray.llm._backend import warm_up
 from magray.llm._client import AsyncCompletionStream, CompletionStream, LLMClient
 from magray.llm._config import ModelConfig, RetryPolicy
 from magray.llm._coordinator import AgentCoordinator, Decision, Route, TraceEntry
@@ -68,6 +69,7 @@ __all__ = [
     "AsyncCompletionStream",
     "CompletionStream",
     "LLMClient",
+    "warm_up",
     "ModelConfig",
     "ModelInfo",
     "RetryPolicy",

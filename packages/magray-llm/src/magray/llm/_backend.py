@@ -24,7 +24,7 @@ from magray.llm.errors import (
     LLMTimeoutError,
 )
 
-__all__ = ["env_key_names", "litellm_module", "map_error", "provider_of"]
+__all__ = ["env_key_names", "litellm_module", "map_error", "provider_of", "warm_up"]
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -50,6 +50,23 @@ def litellm_module() -> ModuleType:
             _warm_up(litellm)
             _module = litellm
     return _module
+
+
+def warm_up(*, background: bool = False) -> threading.Thread | None:
+    """Import litellm now rather than on the first call (it takes seconds).
+
+    Interactive front ends call ``warm_up(background=True)`` when they start, so the
+    import overlaps with the user typing instead of delaying the first answer.
+
+    Args:
+        background: Import in a daemon thread and return it (``None`` otherwise).
+    """
+    if not background:
+        litellm_module()
+        return None
+    thread = threading.Thread(target=litellm_module, name="magray-llm-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _warm_up(litellm: ModuleType) -> None:
