@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from magray.common.errors import InvalidInputError
@@ -67,6 +67,18 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
 
 
 def _clause(where: Mapping[str, Any], params: list[Any]) -> str:
+    return walk_clause(where, params, _op)
+
+
+OpCompiler = Callable[[str, str, Any, list[Any]], str]
+
+
+def walk_clause(where: Mapping[str, Any], params: list[Any], op: OpCompiler) -> str:
+    """Validate the filter grammar and join ``op(key, operator, value, params)`` clauses.
+
+    Shared by every backend's compiler: only ``op`` (one comparison in that
+    backend's SQL) differs, so the grammar and its errors are the same everywhere.
+    """
     parts = []
     for key, cond in where.items():
         if key in ("$and", "$or"):
@@ -76,7 +88,7 @@ def _clause(where: Mapping[str, Any], params: list[Any]) -> str:
             for sub in cond:
                 if not isinstance(sub, Mapping) or not sub:
                     raise InvalidInputError(f"{key} items must be non-empty dicts", hint=_HINT)
-                subs.append(f"({_clause(sub, params)})")
+                subs.append(f"({walk_clause(sub, params, op)})")
             parts.append(f"({(' AND ' if key == '$and' else ' OR ').join(subs)})")
             continue
         if not isinstance(key, str) or not (_KEY.match(key) or key in RECORD_FIELDS):
@@ -87,10 +99,10 @@ def _clause(where: Mapping[str, Any], params: list[Any]) -> str:
         if isinstance(cond, Mapping):
             if not cond:
                 raise InvalidInputError(f"empty condition for {key!r}", hint=_HINT)
-            for op, value in cond.items():
-                parts.append(_op(key, op, value, params))
+            for operator, value in cond.items():
+                parts.append(op(key, operator, value, params))
         else:
-            parts.append(_op(key, "$eq", cond, params))
+            parts.append(op(key, "$eq", cond, params))
     return " AND ".join(parts)
 
 

@@ -18,12 +18,12 @@ from typing import Any
 from magray.common.errors import InvalidInputError
 from magray.memory._filters import (
     _HINT,
-    _KEY,
     _OPS,
     _RANGE,
     RECORD_FIELDS,
     _check_field_value,
     _kind,
+    walk_clause,
 )
 
 __all__ = ["compile_where_pg"]
@@ -42,35 +42,7 @@ def compile_where_pg(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
     if not isinstance(where, Mapping):
         raise InvalidInputError(f"where must be a dict, not {type(where).__name__}", hint=_HINT)
     params: list[Any] = []
-    return _clause(where, params), params
-
-
-def _clause(where: Mapping[str, Any], params: list[Any]) -> str:
-    parts = []
-    for key, cond in where.items():
-        if key in ("$and", "$or"):
-            if not isinstance(cond, list | tuple) or not cond:
-                raise InvalidInputError(f"{key} needs a non-empty list of filters", hint=_HINT)
-            subs = []
-            for sub in cond:
-                if not isinstance(sub, Mapping) or not sub:
-                    raise InvalidInputError(f"{key} items must be non-empty dicts", hint=_HINT)
-                subs.append(f"({_clause(sub, params)})")
-            parts.append(f"({(' AND ' if key == '$and' else ' OR ').join(subs)})")
-            continue
-        if not isinstance(key, str) or not (_KEY.match(key) or key in RECORD_FIELDS):
-            raise InvalidInputError(
-                f"invalid filter key {key!r}",
-                hint="keys are letters, digits, _ and -, with dots for nesting; " + _HINT,
-            )
-        if isinstance(cond, Mapping):
-            if not cond:
-                raise InvalidInputError(f"empty condition for {key!r}", hint=_HINT)
-            for op, value in cond.items():
-                parts.append(_op(key, op, value, params))
-        else:
-            parts.append(_op(key, "$eq", cond, params))
-    return " AND ".join(parts)
+    return walk_clause(where, params, _op), params
 
 
 def _path(key: str) -> str:

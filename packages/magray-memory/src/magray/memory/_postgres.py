@@ -37,6 +37,7 @@ import numpy as np
 
 from magray.common.errors import DependencyMissingError, InvalidInputError, StorageError
 from magray.common.log import get_logger
+from magray.memory._columns import uses_access_fields
 from magray.memory._local import TOUCH_FLUSH_SECONDS, NewRecord
 from magray.memory._pgfilters import compile_where_pg
 from magray.memory._types import Hit, Layer, Record
@@ -824,7 +825,7 @@ class PostgresBackend:
     ) -> list[list[Hit]]:
         """:meth:`search` for a batch of query vectors ``(nq, dim)`` with one filter."""
         sql, params = compile_where_pg(where)
-        if where and any(key in json.dumps(where) for key in ("_access_count", "_last_access")):
+        if where and uses_access_fields(where):
             self.flush()  # the filter reads access counts
         names = [layer.value for layer in layers]
         if not names or len(queries) == 0:
