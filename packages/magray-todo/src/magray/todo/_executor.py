@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 from magray.todo._attempt import Attempt, _current
 from magray.todo._events import RunReport, Subscriber
 from magray.todo._model import Task
-from magray.todo._run import Backoff, Outcome, RunCore
-from magray.todo.errors import TodoInputError
+from magray.todo._run import DEFAULT, Backoff, Outcome, RunCore, resolve_limits
 
 if TYPE_CHECKING:
     from magray.common.metrics import MetricsRegistry
@@ -24,8 +23,6 @@ __all__ = ["Executor", "Runner"]
 
 #: Runs one task and returns its JSON-serialisable result; raising fails the attempt.
 Runner = Callable[[Task], Any]
-
-_DEFAULT: Any = object()
 
 
 @dataclass
@@ -165,24 +162,17 @@ class Executor:
         runner: Runner,
         *,
         max_workers: int | None = None,
-        default_timeout: float | None = _DEFAULT,
+        default_timeout: float | None = DEFAULT,
         backoff: Backoff | None = None,
         with_action: bool = False,
         clock: Callable[[], float] | None = None,
         metrics: MetricsRegistry | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        settings = store.settings
         self.store = store
         self.runner = runner
-        self.max_workers = settings.max_workers if max_workers is None else int(max_workers)
-        if self.max_workers < 1:
-            raise TodoInputError("max_workers must be at least 1")
-        self.default_timeout = (
-            settings.default_timeout if default_timeout is _DEFAULT else default_timeout
-        )
-        self.backoff = backoff or Backoff(
-            base=settings.retry_backoff, maximum=settings.retry_backoff_max
+        self.max_workers, self.default_timeout, self.backoff = resolve_limits(
+            store, max_workers=max_workers, default_timeout=default_timeout, backoff=backoff
         )
         self.with_action = with_action
         self.clock = clock or store.clock

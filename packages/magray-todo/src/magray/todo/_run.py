@@ -32,9 +32,9 @@ from magray.todo._events import EventKind, ProgressEvent, RunReport, Subscriber
 from magray.todo._model import FINISHED, Status, Task
 from magray.todo._resolver import Change
 from magray.todo._store import TodoStore
-from magray.todo.errors import RunActiveError
+from magray.todo.errors import RunActiveError, TodoInputError
 
-__all__ = ["Backoff", "Outcome", "RunCore", "lock_path"]
+__all__ = ["DEFAULT", "Backoff", "Outcome", "RunCore", "lock_path", "resolve_limits"]
 
 log = get_logger(__name__)
 
@@ -57,6 +57,26 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.maximum, self.base * self.factor ** max(attempt - 1, 0)))
+
+
+# "Take it from settings", for options where None already means something (no timeout).
+DEFAULT: Any = object()
+
+
+def resolve_limits(
+    store: TodoStore, *, max_workers: int | None, default_timeout: Any, backoff: Backoff | None
+) -> tuple[int, float | None, Backoff]:
+    """An executor's worker count, default timeout and backoff: arguments over ``[todo]``."""
+    settings = store.settings
+    workers = settings.max_workers if max_workers is None else int(max_workers)
+    if workers < 1:
+        raise TodoInputError("max_workers must be at least 1")
+    timeout = settings.default_timeout if default_timeout is DEFAULT else default_timeout
+    return (
+        workers,
+        timeout,
+        backoff or Backoff(base=settings.retry_backoff, maximum=settings.retry_backoff_max),
+    )
 
 
 @dataclass(frozen=True, slots=True)
