@@ -13,7 +13,6 @@ def collect_status(app: AppContext) -> dict[str, Any]:
     """Versions, paths, a settings summary and the metrics snapshot."""
     from magray.cli.commands.version import installed_versions
     from magray.common import paths
-    from magray.common.metrics import MetricsRegistry, default_registry, load_state
 
     loaded = app.loaded
     s = loaded.settings
@@ -35,18 +34,19 @@ def collect_status(app: AppContext) -> dict[str, Any]:
             "llm.mode": "llm" if s.llm.model else "no-llm (rules and memory only)",
             "tools.workspace": [str(p) for p in s.tools.workspace] or ["(current directory)"],
         },
-        "metrics": _all_metrics(MetricsRegistry, default_registry(), load_state),
+        "metrics": _all_metrics(),
         "metrics_file": str(paths.data_dir() / "metrics.json"),
     }
 
 
-def _all_metrics(registry_cls: Any, current: Any, load_state: Any) -> dict[str, Any]:
+def _all_metrics() -> dict[str, Any]:
     """Metrics persisted by earlier runs merged with this process's own."""
     from magray.common import paths
+    from magray.common.metrics import MetricsRegistry, default_registry, load_state
 
-    merged = registry_cls()
+    merged = MetricsRegistry()
     merged.merge_state(load_state(paths.data_dir() / "metrics.json"))
-    merged.merge_state(current.state())
+    merged.merge_state(default_registry().state())
     snapshot: dict[str, Any] = merged.snapshot()
     return snapshot
 
