@@ -89,6 +89,33 @@ def lat(fn: Any, queries: np.ndarray) -> tuple[float, float, list[Any]]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 99)), out
 
 
+def side_by_side(store: Any, queries: np.ndarray) -> dict[str, float]:
+    """p50 of ``store.search`` and of raw faiss on the store's own index, in this process.
+
+    Each query goes to one of the two, chosen at random, so both see the same machine load
+    and neither gets the CPU caches warmed by the other running the same query first.
+    """
+    index = store._backend.layers["assets"].index  # the very faiss index the store searches
+    index.hnsw.efSearch = EF_SEARCH
+    rng = np.random.default_rng(7)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for v in queries:
+        use_store = bool(rng.integers(2))
+        start = time.perf_counter()
+        if use_store:
+            store.search(v, k=K)
+        else:
+            index.search(v[None], K)
+        times[use_store].append((time.perf_counter() - start) * 1000)
+    raw, ours = float(np.median(times[False])), float(np.median(times[True]))
+    return {"raw_p50_ms": raw, "store_p50_ms": ours, "ratio": ours / raw}
+
+
+def fresh_queries(nq: int, offset: int) -> np.ndarray:
+    """Queries from the same clusters as :func:`data`, none of them among its first ``nq``."""
+    return data(10, offset + nq)[1][offset:]
+
+
 def rss_mb() -> float:
     """Peak RSS of this process (VmHWM; ru_maxrss would include the parent's from before exec)."""
     try:
@@ -172,6 +199,7 @@ def run_magray(n: int, nq: int, work: Path) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     p50, p99, res = lat(lambda v: [int(h.id) for h in store.search(v, k=K)], q)
     f50, f99, fres = lat(lambda v: [int(h.id) for h in store.search(v, k=K, where={"p": 3})], q)
+    same = side_by_side(store, fresh_queries(2 * nq, nq)) if n > 5000 else {}
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     start = time.perf_counter()
     store.search_many(q, k=K)
@@ -191,6 +219,7 @@ def run_magray(n: int, nq: int, work: Path) -> dict[str, Any]:
         "filtered_recall": recall(fres, exact_topk(x, q, K, sel10)),
         "close_s": close,
         "index": kind,
+        "same_process": same,
         "rss_mb": rss_mb(),
     }
 
@@ -373,6 +402,7 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
     elif system == "lancedb":
         import lancedb
     filtered: float | None = None
+    cold: dict[str, float] = {}
     start = time.perf_counter()
     if system == "faiss":
         index = faiss.read_index(str(work / "faiss.index"))
@@ -387,6 +417,9 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
         first = time.perf_counter()
         store.search(v1, k=K, where={"p": 3})
         filtered = time.perf_counter() - first
+        if nq > 2 and store.stats()["layers"]["assets"]["index"] == "hnsw":
+            # a fresh process: the rows of hits are not cached yet, so they come from SQLite
+            cold = side_by_side(store, fresh_queries(2 * nq, 3 * nq))
     elif system == "chroma":
         col = chromadb.PersistentClient(path=str(work / "chroma")).get_collection("bench")
         opened = time.perf_counter()
@@ -406,6 +439,7 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
         "first_query_ms": (first - opened) * 1000,
         "first_filtered_ms": None if filtered is None else filtered * 1000,
         "reopen_rss_mb": rss_mb(),
+        "cold_same_process": cold,
     }
 
 
@@ -492,7 +526,15 @@ def main() -> None:
                 print(json.dumps(row))
                 return
             again = subprocess.run(
-                [sys.executable, __file__, "--reopen", system, work, "--queries", "2"],
+                [
+                    sys.executable,
+                    __file__,
+                    "--reopen",
+                    system,
+                    work,
+                    "--queries",
+                    str(args.queries),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -543,6 +585,8 @@ def main() -> None:
         print(json.dumps({"meta": meta, "results": results}, indent=2))
     else:
         print(_table(results))
+        print()
+        print(_same_process_table(results))
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -579,6 +623,27 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
                 + " | ".join(_fmt(row.get(c[0]), c[2]) for c in cols)
                 + " |"
             )
+    return "\n".join(lines)
+
+
+def _same_process_table(results: dict[str, dict[str, Any]]) -> str:
+    """magray's search beside raw faiss on the store's own index, in one process."""
+    lines = [
+        "| n | hit rows | raw faiss p50 ms | magray p50 ms | magray / faiss |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for n, systems in results.items():
+        row = systems.get("magray") or {}
+        for label, key in (
+            ("cached (after ingest)", "same_process"),
+            ("cold (reopened)", "cold_same_process"),
+        ):
+            m = row.get(key) or {}
+            if m:
+                lines.append(
+                    f"| {int(n):,} | {label} | {m['raw_p50_ms']:.3f} | {m['store_p50_ms']:.3f} "
+                    f"| {m['ratio']:.2f} |"
+                )
     return "\n".join(lines)
 
 

@@ -385,6 +385,7 @@ def test_rebuild_index_and_save(open_store: Opener, backend: str) -> None:
         "index": "flat",
         "indexed": 17,
         "tombstones": 0,
+        "compacting": False,
     }
     assert store.search(vecs[10], k=1)[0].id == ids[10]
     assert store.save() is False  # the rebuild already saved this state

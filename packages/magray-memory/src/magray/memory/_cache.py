@@ -1,14 +1,24 @@
-"""A bounded LRU cache of embeddings keyed by (model id, text hash)."""
+"""Bounded LRU caches: embeddings keyed by (model id, text hash), and search-hit rows."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from typing import Generic, TypeVar
 
 import numpy as np
 
-__all__ = ["EmbeddingCache", "text_hash"]
+from magray.memory._types import Layer
+
+__all__ = ["BoundedLRU", "EmbeddingCache", "HitRow", "HitRowCache", "text_hash"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+HitRow = tuple[str, str, str, Layer]
+"""What a search hit shows of a record: ``(id, text, metadata JSON, layer)``."""
 
 
 def text_hash(text: str) -> str:
@@ -16,50 +26,91 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class EmbeddingCache:
-    """LRU bounded both in entries and in bytes, with hit/miss counts.
+class BoundedLRU(Generic[K, V]):
+    """A thread-safe LRU bounded both in entries and in (estimated) bytes, with hit/miss counts.
 
     Args:
-        max_entries: Most vectors kept (0 disables the cache).
-        max_bytes: Most vector bytes kept.
+        max_entries: Most entries kept (0 disables the cache).
+        max_bytes: Most bytes kept, as estimated by ``size``.
+        size: Estimated bytes of one value.
     """
 
-    def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, *, max_entries: int, max_bytes: int, size: Callable[[V], int]) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, model_id: str, key: str) -> np.ndarray | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
-            vector = self._data.get((model_id, key))
-            if vector is None:
+            value = self._data.get(key)
+            if value is None:
                 self.misses += 1
                 return None
-            self._data.move_to_end((model_id, key))
+            self._data.move_to_end(key)
             self.hits += 1
-            return vector
+            return value
 
-    def put(self, model_id: str, key: str, vector: np.ndarray) -> None:
-        if self.max_entries <= 0 or vector.nbytes > self.max_bytes:
-            return
-        vector = np.array(vector, dtype=np.float32)
-        vector.setflags(write=False)
+    def get_many(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
+        """``(found, missing)`` for ``keys``, in one lock; found entries become most recent."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
         with self._lock:
-            old = self._data.pop((model_id, key), None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._data[(model_id, key)] = vector
-            self._bytes += vector.nbytes
-            while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
-                _, evicted = self._data.popitem(last=False)
-                self._bytes -= evicted.nbytes
+            data = self._data
+            for key in keys:
+                value = data.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    data.move_to_end(key)
+                    found[key] = value
+            self.hits += len(found)
+            self.misses += len(missing)
+        return found, missing
+
+    def put(self, key: K, value: V) -> None:
+        self.put_many([(key, value)])
+
+    def put_many(self, items: Iterable[tuple[K, V]]) -> None:
+        if self.max_entries <= 0:
+            return
+        size = self._size
+        with self._lock:
+            data = self._data
+            for key, value in items:
+                nbytes = size(value)
+                if nbytes > self.max_bytes:
+                    continue
+                old = data.pop(key, None)
+                if old is not None:
+                    self._bytes -= size(old)
+                data[key] = value
+                self._bytes += nbytes
+            while len(data) > self.max_entries or self._bytes > self.max_bytes:
+                _, evicted = data.popitem(last=False)
+                self._bytes -= size(evicted)
+
+    def discard(self, keys: Iterable[K]) -> None:
+        with self._lock:
+            for key in keys:
+                old = self._data.pop(key, None)
+                if old is not None:
+                    self._bytes -= self._size(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
 
     @property
     def nbytes(self) -> int:
@@ -80,3 +131,55 @@ class EmbeddingCache:
             "misses": self.misses,
             "hit_rate": self.hit_rate,
         }
+
+
+class EmbeddingCache(BoundedLRU[tuple[str, str], np.ndarray]):
+    """Embeddings keyed by (model id, text hash); stored read-only copies.
+
+    Args:
+        max_entries: Most vectors kept (0 disables the cache).
+        max_bytes: Most vector bytes kept.
+    """
+
+    def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+        super().__init__(max_entries=max_entries, max_bytes=max_bytes, size=_nbytes)
+
+    def get(self, model_id: str, key: str) -> np.ndarray | None:  # type: ignore[override]
+        return super().get((model_id, key))
+
+    def put(self, model_id: str, key: str, vector: np.ndarray) -> None:  # type: ignore[override]
+        if self.max_entries <= 0 or vector.nbytes > self.max_bytes:
+            return
+        vector = np.array(vector, dtype=np.float32)
+        vector.setflags(write=False)
+        super().put((model_id, key), vector)
+
+
+def _nbytes(vector: np.ndarray) -> int:
+    return int(vector.nbytes)
+
+
+# Python object overhead of one cached row (tuple, three str headers, dict slot), measured
+# with sys.getsizeof on CPython 3.11; the character data is added per row.
+_ROW_OVERHEAD = 300
+
+
+def _row_bytes(row: HitRow) -> int:
+    return _ROW_OVERHEAD + len(row[0]) + len(row[1]) + len(row[2])
+
+
+class HitRowCache(BoundedLRU[int, HitRow]):
+    """Search-hit rows by index label.
+
+    A label's row never changes (any update gives the record a new label), so entries
+    never go stale; rows are written through on insert, so searches over recently added
+    records need no SQLite read at all.
+
+    Args:
+        max_bytes: Estimated bytes of rows kept (0 disables the cache).
+    """
+
+    def __init__(self, *, max_bytes: int) -> None:
+        super().__init__(
+            max_entries=(1 << 62) if max_bytes > 0 else 0, max_bytes=max_bytes, size=_row_bytes
+        )

@@ -129,6 +129,17 @@ class LayerIndex:
         positions = np.flatnonzero(self._alive[: self.n])
         return positions, self._labels[positions].copy(), np.array(self.vectors()[positions])
 
+    def changes_since(
+        self, positions: np.ndarray, snapshot_n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What changed since a snapshot of the live ``positions`` among the first
+        ``snapshot_n`` entries: ``(labels of those that died since, positions appended
+        since and still live, their labels, their vectors)`` (vectors copied)."""
+        died = self._labels[positions[~self._alive[positions]]]
+        tail = np.arange(snapshot_n, self.n, dtype=np.int64)
+        tail = tail[self._alive[snapshot_n : self.n]]
+        return died.copy(), tail, self._labels[tail].copy(), np.array(self.vectors()[tail])
+
     # ------------------------------------------------------------ mutation
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Append vectors; a label already present is tombstoned first."""

@@ -22,7 +22,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from magray.common.log import get_logger
+from magray.memory._cache import HitRow, HitRowCache
 from magray.memory._columns import (
     MISSING,
     LayerMeta,
@@ -40,7 +40,7 @@ from magray.memory._columns import (
 )
 from magray.memory._filters import compile_where
 from magray.memory._index import FLAT, HNSW, HNSWParams, IndexFiles, IndexLoadError, LayerIndex
-from magray.memory._sqlite import RecordDB, record_columns, row_to_record
+from magray.memory._sqlite import RecordDB, loads_metadata, record_columns, row_to_record
 from magray.memory._types import Hit, Layer, Record
 from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 
@@ -64,6 +64,8 @@ class BackendConfig:
     busy_timeout: float = 60.0
     autosave_changes: int = 50_000
     min_compact: int = 64
+    hit_cache_bytes: int = 64 * 1024 * 1024
+    background_compaction: bool = True
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,12 @@ class LocalBackend:
         self._data_version = self.db.data_version()
         self._touches: dict[str, tuple[int, float]] = {}
         self._touched_at = time.monotonic()
-        self._hit_cache: OrderedDict[int, tuple[str, str, dict[str, Any], Layer]] = OrderedDict()
+        self._hit_cache = HitRowCache(max_bytes=self.config.hit_cache_bytes)
         self._next_expiry: float | EllipsisType | None = ...  # ... = unknown, re-read
+        self._compactions: dict[str, threading.Thread] = {}
+        # Called by a background compaction just before it swaps its index in (tests use it
+        # to hold the swap while they write).
+        self.compaction_hook: Callable[[str], None] | None = None
         self._closed = False
         if self.pinned() is not None:
             self._open_index()
@@ -466,6 +472,9 @@ class LocalBackend:
         if want != index.kind or too_dead:
             if too_dead and index.live <= self.config.flat_threshold:
                 want = FLAT
+            if want == index.kind == HNSW and self.config.background_compaction:
+                self._compact_in_background(layer)
+                return
             self._rebuild_layer(layer, want)
             log.info(
                 "memory index layer rebuilt",
@@ -485,6 +494,78 @@ class LocalBackend:
         meta = self.meta.get(layer)
         aligned = meta is not None and meta.n == index.n
         self.meta[layer] = meta.take(positions) if meta is not None and aligned else None
+
+    def _compact_in_background(self, layer: str) -> None:
+        """Rebuild an HNSW layer without its tombstones in a thread (an HNSW build takes
+        about a minute per 100k vectors, too long to hold up the write that crossed the
+        ratio). Searches keep using the old index, whose tombstones they filter out, until
+        the new one is swapped in with whatever changed meanwhile."""
+        job = self._compactions.get(layer)
+        if job is not None and job.is_alive():
+            return
+        index = self.layers[layer]
+        positions, labels, vectors = index.live_vectors()
+        job = threading.Thread(
+            target=self._compaction_job,
+            args=(layer, index),
+            kwargs={
+                "snapshot_n": index.n,
+                "positions": positions,
+                "labels": labels,
+                "vectors": vectors,
+            },
+            name=f"magray-memory-compact-{layer}",
+            daemon=True,
+        )
+        self._compactions[layer] = job
+        log.info("memory index compaction started", layer=layer, live=index.live, dead=index.dead)
+        job.start()
+
+    def _compaction_job(
+        self,
+        layer: str,
+        old: LayerIndex,
+        *,
+        snapshot_n: int,
+        positions: np.ndarray,
+        labels: np.ndarray,
+        vectors: np.ndarray,
+    ) -> None:
+        try:
+            new = LayerIndex(old.dim, kind=HNSW, params=self.config.hnsw)
+            for start in range(0, len(labels), 10_000):  # stops soon after close or a rebuild
+                if self._closed or self.layers.get(layer) is not old:
+                    return
+                new.add(labels[start : start + 10_000], vectors[start : start + 10_000])
+            del vectors
+            if self.compaction_hook is not None:
+                self.compaction_hook(layer)
+            with self._mutex:
+                if self._closed or self.layers.get(layer) is not old:
+                    return
+                died, tail, tail_labels, tail_vectors = old.changes_since(positions, snapshot_n)
+                new.remove(died.tolist())
+                new.add(tail_labels, tail_vectors)
+                meta = self.meta.get(layer)
+                order = np.concatenate([positions, tail])
+                aligned = meta is not None and meta.n == old.n
+                self.meta[layer] = meta.take(order) if meta is not None and aligned else None
+                self.layers[layer] = new
+                self.dirty += 1
+            log.info(
+                "memory index layer compacted in the background",
+                layer=layer,
+                live=new.live,
+                dropped_tombstones=old.dead - new.dead,
+            )
+        except Exception as exc:  # the old index stays in use; the next trigger retries
+            log.error("memory index compaction failed", layer=layer, error=repr(exc))
+
+    def wait_for_compaction(self, timeout: float | None = None) -> bool:
+        """Wait for background compactions; ``False`` when one is still running."""
+        for job in list(self._compactions.values()):
+            job.join(timeout)
+        return not any(job.is_alive() for job in self._compactions.values())
 
     def _layer_meta(self, layer: str) -> LayerMeta:
         """The filter columns of a layer; positions indexed so far are read from SQLite
@@ -523,6 +604,7 @@ class LocalBackend:
         with self._mutex:
             self._flush_touches()
             ids: list[str] = []
+            added: list[tuple[int, HitRow]] = []
             with self.db.write() as conn:
                 explicit = [r.id for r in rows if r.id is not None]
                 if explicit:
@@ -552,7 +634,7 @@ class LocalBackend:
                             seen[key] = existing
                             continue
                     record_id = r.id if r.id is not None else uuid.uuid4().hex
-                    self._insert_row(
+                    label = self._insert_row(
                         conn,
                         record_id=record_id,
                         layer=r.layer.value,
@@ -579,6 +661,10 @@ class LocalBackend:
                     )
                     ids.append(record_id)
                     seen[key] = record_id
+                    added.append((label, (record_id, r.text, r.metadata_json, r.layer)))
+            # Committed: recently added records are the likeliest hits, so their rows are
+            # cached now and a search over them needs no SQLite read.
+            self._hit_cache.put_many(added)
             self._after_write()
             return ids
 
@@ -967,7 +1053,9 @@ class LocalBackend:
         with self._mutex:
             self.refresh()
             if self._next_expiry is ...:
-                row = self.db.conn.execute("SELECT min(expires_at) FROM records").fetchone()
+                row = self.db.conn.execute(  # the partial index, not a table scan
+                    "SELECT min(expires_at) FROM records WHERE expires_at IS NOT NULL"
+                ).fetchone()
                 self._next_expiry = row[0]
             next_expiry = self._next_expiry
             any_expired = isinstance(next_expiry, float | int) and next_expiry <= now
@@ -1013,30 +1101,24 @@ class LocalBackend:
             for items in found:
                 items.sort(key=lambda item: (-item[1], item[0]))
                 tops.append(items[:k])
-            self._cache_hits([label for top in tops for label, _ in top])
-            return [self._hits(top) for top in tops]
+            rows = self._hit_rows([label for top in tops for label, _ in top])
+            return [
+                [
+                    Hit(row[0], score, row[1], loads_metadata(row[2]), row[3])
+                    for label, score in top
+                    if (row := rows.get(label)) is not None  # None: deleted meanwhile
+                ]
+                for top in tops
+            ]
 
-    def _cache_hits(self, labels: list[int]) -> None:
-        """Fetch the records of labels not yet in the hit cache, in one query per 900."""
-        cache = self._hit_cache
-        missing = list(dict.fromkeys(label for label in labels if label not in cache))
+    def _hit_rows(self, labels: list[int]) -> dict[int, HitRow]:
+        """The rows of ``labels``: from the hit cache, the rest from SQLite (then cached)."""
+        rows, missing = self._hit_cache.get_many(labels)
         if missing:
-            cache.update(self.db.hit_rows(missing))
-            while len(cache) > max(4096, len(labels)):
-                cache.popitem(last=False)
-
-    def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
-        """Hits for (label, score) pairs; a label's record never changes, so it is cached."""
-        cache = self._hit_cache
-        hits = []
-        for label, score in found:
-            item = cache.get(label)
-            if item is None:
-                continue  # deleted by another process after our refresh
-            cache.move_to_end(label)
-            record_id, text, metadata, layer = item
-            hits.append(Hit(record_id, float(score), text, dict(metadata), layer))
-        return hits
+            fetched = self.db.hit_rows(list(dict.fromkeys(missing)))
+            self._hit_cache.put_many(fetched.items())
+            rows.update(fetched)
+        return rows
 
     def _labels(self, sql: str, params: list[Any]) -> np.ndarray:
         cursor = self.db.conn.execute(sql, params)
@@ -1085,6 +1167,8 @@ class LocalBackend:
                     "index": self.layers[layer].kind if layer in self.layers else None,
                     "indexed": self.layers[layer].live if layer in self.layers else 0,
                     "tombstones": self.layers[layer].dead if layer in self.layers else 0,
+                    "compacting": layer in self._compactions
+                    and self._compactions[layer].is_alive(),
                 }
                 for layer in counts
             }

@@ -968,6 +968,7 @@ class PostgresBackend:
                     "records": n,
                     "indexed": n,
                     "tombstones": 0,
+                    "compacting": False,  # PostgreSQL maintains its HNSW index itself
                 }
                 for layer, n in counts.items()
             },

@@ -31,6 +31,26 @@ from magray.memory._columns import MetaRow
 from magray.memory._types import Layer, Record
 from magray.memory.errors import StoreCorruptError
 
+try:  # orjson decodes small metadata objects ~8x faster; the search hot path uses it
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
+    _orjson = None  # type: ignore[assignment]
+
+_LAYERS = {layer.value: layer for layer in Layer}
+
+
+def loads_metadata(text: str) -> dict[str, Any]:
+    """A fresh dict from stored metadata JSON (orjson when it can, else :mod:`json`)."""
+    if text == "{}":
+        return {}
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)  # type: ignore[no-any-return]
+        except _orjson.JSONDecodeError:  # e.g. integers beyond 64 bits: json takes them
+            pass
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
 __all__ = ["SCHEMA_VERSION", "RecordDB", "record_columns", "row_to_record"]
 
 RECORD_COLUMNS = (
@@ -170,6 +190,11 @@ class RecordDB:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            # Search hits read a few random rows per query: a 32 MB page cache and
+            # memory-mapped reads keep that off the read() syscall path (measured: the
+            # fetch of 10 hit rows at 100k went from ~61 to ~48 µs).
+            self.conn.execute("PRAGMA cache_size=-32768")
+            self.conn.execute("PRAGMA mmap_size=268435456")
             self._migrate()
         except StorageError:
             self.conn.close()
@@ -285,9 +310,14 @@ class RecordDB:
                 out[row[0]] = row_to_record(row, with_vector=with_vector)
         return out
 
-    def hit_rows(self, labels: list[int]) -> dict[int, tuple[str, str, dict[str, Any], Layer]]:
-        """``{label: (id, text, metadata, layer)}``: just what a search hit shows."""
-        out: dict[int, tuple[str, str, dict[str, Any], Layer]] = {}
+    def hit_rows(self, labels: list[int]) -> dict[int, tuple[str, str, str, Layer]]:
+        """``{label: (id, text, metadata JSON, layer)}``: just what a search hit shows.
+
+        The metadata stays JSON text: a hit decodes it into a fresh dict (see
+        :func:`loads_metadata`), so cached rows are never shared with callers.
+        """
+        out: dict[int, tuple[str, str, str, Layer]] = {}
+        layers = _LAYERS
         for start in range(0, len(labels), 900):
             chunk = labels[start : start + 900]
             marks = ",".join("?" * len(chunk))
@@ -295,7 +325,7 @@ class RecordDB:
                 f"SELECT label, id, text, metadata, layer FROM records WHERE label IN ({marks})",
                 chunk,
             ):
-                out[label] = (record_id, text, json.loads(metadata), Layer(layer))
+                out[label] = (record_id, text, metadata, layers[layer])
         return out
 
     def index_rows(self, labels: list[int]) -> dict[int, tuple[str, bytes, MetaRow]]:

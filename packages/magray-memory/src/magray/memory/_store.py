@@ -167,6 +167,8 @@ class MemoryStore:
             tombstone_ratio=settings.tombstone_ratio,
             exact_filter_limit=settings.exact_filter_limit,
             autosave_changes=settings.index_autosave_changes,
+            hit_cache_bytes=settings.hit_cache_bytes,
+            background_compaction=settings.background_compaction,
         )
         backend = _open_backend(settings, path, config)
         try:
@@ -288,6 +290,20 @@ class MemoryStore:
                 f"vector #{bad} is all zeros", hint="a zero vector has no direction to search"
             )
         return np.ascontiguousarray(arr / norms[:, None], dtype=np.float32)
+
+    def _query_vector(self, query: Any) -> np.ndarray:
+        """One query vector, validated and normalised (a lean path for a float32 1-D array,
+        the common case on the search hot path; anything else goes through :meth:`_vectors`)."""
+        if (
+            isinstance(query, np.ndarray)
+            and query.dtype == np.float32
+            and query.shape == (self.dim,)
+        ):
+            norm2 = float(np.dot(query, query))  # NaN/inf anywhere -> non-finite
+            if math.isfinite(norm2) and norm2 > 0:
+                return query / np.float32(math.sqrt(norm2))
+        vector: np.ndarray = self._vectors(query, 1)[0]
+        return vector
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Embed with the LRU cache (and the persisted cache when enabled)."""
@@ -648,7 +664,7 @@ class MemoryStore:
             self._check_model()
             qvec = self._embed([text_query])[0]
         else:
-            qvec = self._vectors(query, 1)[0]
+            qvec = self._query_vector(query)
         fetch = min(MAX_K, k * self.settings.rerank_candidates) if rerank else k
         now = self.clock()
         with self._search_latency.time():

@@ -63,6 +63,11 @@ class MemorySettings(BaseModel):
         le=1,
         description="Compact a layer's index when this share of its vectors is deleted.",
     )
+    background_compaction: bool = Field(
+        default=True,
+        description="Compact HNSW layers (drop tombstones) in a background thread instead of "
+        "inside the write that crossed tombstone_ratio; searches stay exact meanwhile.",
+    )
     exact_filter_limit: int = Field(
         default=5_000,
         ge=0,
@@ -86,6 +91,12 @@ class MemorySettings(BaseModel):
     cache_entries: int = Field(default=10_000, ge=0, description="Embedding LRU cache entries.")
     cache_bytes: int = Field(
         default=64 * 1024 * 1024, ge=0, description="Embedding LRU cache size limit in bytes."
+    )
+    hit_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Memory for search-hit rows (id, text, metadata) kept in process: rows of "
+        "added and recently returned records, so hits need no SQLite read (0 = off).",
     )
     cache_persist: bool = Field(
         default=False, description="Also keep embeddings of added texts in the store's SQLite."
