@@ -43,7 +43,14 @@ import numpy as np
 
 DIM = 384
 K = 10
-M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 64
+M, EF_CONSTRUCTION = 32, 200
+
+
+def ef_for(n: int) -> int:
+    """efSearch at n vectors: magray's default (auto by layer size), used by raw faiss too."""
+    from magray.memory._index import auto_ef_search
+
+    return auto_ef_search(n)
 
 
 def data(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +102,9 @@ def side_by_side(store: Any, queries: np.ndarray) -> dict[str, float]:
     Each query goes to one of the two, chosen at random, so both see the same machine load
     and neither gets the CPU caches warmed by the other running the same query first.
     """
-    index = store._backend.layers["assets"].index  # the very faiss index the store searches
-    index.hnsw.efSearch = EF_SEARCH
+    layer = store._backend.layers["assets"]
+    index = layer.index  # the very faiss index the store searches
+    index.hnsw.efSearch = ef_for(layer.live)
     rng = np.random.default_rng(7)
     times: dict[bool, list[float]] = {True: [], False: []}
     for v in queries:
@@ -140,7 +148,7 @@ def run_faiss(n: int, nq: int, work: Path) -> dict[str, Any]:
     index.hnsw.efConstruction = EF_CONSTRUCTION
     index.add(x)
     build = time.perf_counter() - start
-    index.hnsw.efSearch = EF_SEARCH
+    index.hnsw.efSearch = ef_for(n)
     faiss.omp_set_num_threads(threads)
     start = time.perf_counter()
     index.search(q, K)
@@ -151,7 +159,7 @@ def run_faiss(n: int, nq: int, work: Path) -> dict[str, Any]:
     mask[sel10] = True
     bitmap = np.packbits(mask, bitorder="little")
     params = faiss.SearchParametersHNSW(
-        sel=faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap)), efSearch=EF_SEARCH
+        sel=faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap)), efSearch=ef_for(n)
     )
     f50, f99, fres = lat(lambda v: index.search(v[None], K, params=params)[1][0].tolist(), q)
     faiss.write_index(index, str(work / "faiss.index"))
@@ -176,9 +184,7 @@ def run_magray(n: int, nq: int, work: Path) -> dict[str, Any]:
 
     x, q = data(n, nq)
     sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
-    settings = MemorySettings(
-        dedupe=False, hnsw_m=M, hnsw_ef_construction=EF_CONSTRUCTION, hnsw_ef_search=EF_SEARCH
-    )
+    settings = MemorySettings(dedupe=False, hnsw_m=M, hnsw_ef_construction=EF_CONSTRUCTION)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     path = work / "store"
     start = time.perf_counter()
@@ -241,9 +247,7 @@ def run_magray_pg(n: int, nq: int, work: Path) -> dict[str, Any]:
     dsn = server.get_uri() + "&schema=bench"
     x, q = data(n, nq)
     sel10 = np.flatnonzero(np.arange(n) % 10 == 3)
-    settings = MemorySettings(
-        dedupe=False, hnsw_m=M, hnsw_ef_construction=EF_CONSTRUCTION, hnsw_ef_search=EF_SEARCH
-    )
+    settings = MemorySettings(dedupe=False, hnsw_m=M, hnsw_ef_construction=EF_CONSTRUCTION)
     try:
         start = time.perf_counter()
         store = MemoryStore.open(dsn, None, dim=DIM, settings=settings)
@@ -402,11 +406,13 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
     elif system == "lancedb":
         import lancedb
     filtered: float | None = None
+    reopen_rss: float | None = None
     cold: dict[str, float] = {}
+    ef_for(0)  # its import is not part of "reopen" either
     start = time.perf_counter()
     if system == "faiss":
         index = faiss.read_index(str(work / "faiss.index"))
-        index.hnsw.efSearch = EF_SEARCH
+        index.hnsw.efSearch = ef_for(index.ntotal)
         opened = time.perf_counter()
         index.search(v0[None], K)
         first = time.perf_counter()
@@ -417,6 +423,7 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
         first = time.perf_counter()
         store.search(v1, k=K, where={"p": 3})
         filtered = time.perf_counter() - first
+        reopen_rss = rss_mb()
         if nq > 2 and store.stats()["layers"]["assets"]["index"] == "hnsw":
             # a fresh process: the rows of hits are not cached yet, so they come from SQLite
             cold = side_by_side(store, fresh_queries(2 * nq, 3 * nq))
@@ -438,7 +445,7 @@ def reopen(system: str, work: Path, nq: int) -> dict[str, Any]:
         "reopen_s": opened - start,
         "first_query_ms": (first - opened) * 1000,
         "first_filtered_ms": None if filtered is None else filtered * 1000,
-        "reopen_rss_mb": rss_mb(),
+        "reopen_rss_mb": reopen_rss or rss_mb(),  # before the latency loop below
         "cold_same_process": cold,
     }
 
@@ -480,7 +487,7 @@ def crossover(sizes: list[int], nq: int) -> list[dict[str, Any]]:
         hnsw.hnsw.efConstruction = EF_CONSTRUCTION
         hnsw.add(x)
         build = time.perf_counter() - start
-        hnsw.hnsw.efSearch = EF_SEARCH
+        hnsw.hnsw.efSearch = ef_for(n)
         faiss.omp_set_num_threads(1)
         f50, _, _ = lat(lambda v, f=flat: f.search(v[None], K), q)
         h50, _, res = lat(lambda v, h=hnsw: h.search(v[None], K)[1][0].tolist(), q)

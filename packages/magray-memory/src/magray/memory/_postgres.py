@@ -836,7 +836,7 @@ class PostgresBackend:
         )
         base_args: list[Any] = [names, now, *params]
         limit = self.settings.exact_filter_limit
-        ef = max(int(ef_search or self.settings.hnsw_ef_search), k)
+        ef = max(int(ef_search or self.settings.hnsw_ef_search or 64), k)
 
         def run() -> list[list[Hit]]:
             out: list[list[Hit]] = []
