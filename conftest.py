@@ -2,7 +2,8 @@
 
 Every test runs with ``MAGRAY_HOME`` pointing at its own temp dir and no
 ``MAGRAY_*`` variables leaking in from the developer's shell, so no test reads
-or writes a real home directory.
+or writes a real home directory, and with an empty process-wide metrics registry, so
+what one test measured never shows up in another's ``magray status``.
 """
 
 from __future__ import annotations
@@ -21,4 +22,7 @@ def magray_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
             monkeypatch.delenv(key)
     home = tmp_path_factory.mktemp("magray-home")
     monkeypatch.setenv("MAGRAY_HOME", str(home))
+    from magray.common.metrics import default_registry
+
+    default_registry().reset()
     return home

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import magray.llm.testing as lb
 from magray.common.metrics import MetricsRegistry
 from magray.common.settings import LLMSettings
 from magray.llm import (
@@ -38,7 +39,7 @@ BY_NAME = {t["function"]["name"]: t for t in TOOLS}
 def llm_client(server: Any, *, retries: int = 0) -> LLMClient:
     settings = LLMSettings(
         model="openai/agent",
-        api_base=server.url,
+        api_base=server.api_base,
         api_key="k",
         structured_mode="json_schema",
         structured_retries=1,
@@ -249,8 +250,8 @@ pytestmark_llm = pytest.mark.network_stub
 def test_llm_intent_and_fallback(server: Any) -> None:
     server.script(
         "agent",
-        server.chat('{"intent": "web", "confidence": 0.8, "reason": "asks about news"}'),
-        server.error(500, "down"),
+        lb.chat('{"intent": "web", "confidence": 0.8, "reason": "asks about news"}'),
+        lb.error(500, "down"),
     )
     analyzer = LLMIntentAnalyzer(llm_client(server))
     intent = analyzer.analyze("anything new about the kernel?")
@@ -274,8 +275,8 @@ def test_llm_intent_fast_path_skips_the_model(server: Any) -> None:
 def test_llm_selector_validates_tool_names(server: Any) -> None:
     server.script(
         "agent",
-        server.chat('{"tool": "git_log", "confidence": 0.9, "reasons": ["history"]}'),
-        server.chat('{"tool": "delete_everything", "confidence": 0.9, "reasons": []}'),
+        lb.chat('{"tool": "git_log", "confidence": 0.9, "reasons": ["history"]}'),
+        lb.chat('{"tool": "delete_everything", "confidence": 0.9, "reasons": []}'),
     )
     selector = LLMToolSelector(llm_client(server))
     assert selector.select("recent commits", TOOLS).tool == "git_log"
@@ -290,8 +291,8 @@ def test_llm_selector_validates_tool_names(server: Any) -> None:
 def test_llm_extractor_validates_and_never_trusts_missing(server: Any) -> None:
     server.script(
         "agent",
-        server.chat('{"arguments": {"limit": "7", "path": 3}, "missing": [], "question": null}'),
-        server.chat('{"arguments": {}, "missing": [], "question": null}'),
+        lb.chat('{"arguments": {"limit": "7", "path": 3}, "missing": [], "question": null}'),
+        lb.chat('{"arguments": {}, "missing": [], "question": null}'),
     )
     extractor = LLMParameterExtractor(llm_client(server))
     log = extractor.extract("last seven commits", BY_NAME["git_log"])
@@ -319,9 +320,9 @@ def test_llm_planner_validates_the_dag(server: Any) -> None:
     }
     server.script(
         "agent",
-        server.chat(json.dumps(good)),
-        server.chat(json.dumps(cyclic)),
-        server.chat(json.dumps(cyclic)),
+        lb.chat(json.dumps(good)),
+        lb.chat(json.dumps(cyclic)),
+        lb.chat(json.dumps(cyclic)),
     )
     planner = LLMPlanner(llm_client(server))
     plan = planner.plan("test then commit", TOOLS)
@@ -339,9 +340,9 @@ def test_llm_planner_validates_the_dag(server: Any) -> None:
 def test_coordinator_with_llm_records_sources(server: Any) -> None:
     server.script(
         "agent",
-        server.chat('{"intent": "git", "confidence": 0.7, "reason": "repo history"}'),
-        server.chat('{"tool": "git_log", "confidence": 0.9, "reasons": ["history"]}'),
-        server.chat('{"arguments": {"limit": 2}, "missing": [], "question": null}'),
+        lb.chat('{"intent": "git", "confidence": 0.7, "reason": "repo history"}'),
+        lb.chat('{"tool": "git_log", "confidence": 0.9, "reasons": ["history"]}'),
+        lb.chat('{"arguments": {"limit": 2}, "missing": [], "question": null}'),
     )
     decision = AgentCoordinator.with_llm(llm_client(server), fast_path=None).decide(
         "what happened lately in here?", TOOLS

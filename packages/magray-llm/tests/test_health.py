@@ -39,3 +39,22 @@ def test_present_key_is_ok(monkeypatch: pytest.MonkeyPatch) -> None:
     status, message = _run(Settings.model_validate({"llm": {"model": "openai/gpt-4o-mini"}}))
     assert status is Status.OK
     assert "sk-test" not in message
+
+
+def test_deployments_are_checked_and_summarised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAGRAY_TEST_DEPLOY_KEY", raising=False)
+    llm = {
+        "model": "fast",
+        "routing_strategy": "latency-based-routing",
+        "deployments": [
+            {"name": "fast", "model": "openai/m", "api_base": "http://127.0.0.1:1/v1"},
+            {"name": "fast", "model": "groq/m", "api_key_env": "MAGRAY_TEST_DEPLOY_KEY"},
+        ],
+    }
+    status, message = _run(Settings.model_validate({"llm": llm}))
+    assert status is Status.DEGRADED
+    assert "MAGRAY_TEST_DEPLOY_KEY" in message
+    monkeypatch.setenv("MAGRAY_TEST_DEPLOY_KEY", "gsk-test")
+    status, message = _run(Settings.model_validate({"llm": llm}))
+    assert status is Status.OK
+    assert message == "fast (+0 fallbacks); 2 deployments, litellm Router (latency-based-routing)"

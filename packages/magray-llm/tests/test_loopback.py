@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+import magray.llm.testing as lb
 from magray.common.metrics import MetricsRegistry
 from magray.common.settings import LLMSettings
 from magray.llm import (
@@ -39,10 +40,12 @@ def make_client(
     metrics: MetricsRegistry | None = None,
     **settings: Any,
 ) -> LLMClient:
-    models = {m: {"api_base": server.url, "api_key": "sk-test-secret"} for m in fallbacks or []}
+    models = {
+        m: {"api_base": server.api_base, "api_key": "sk-test-secret"} for m in fallbacks or []
+    }
     section = LLMSettings(
         model=model,
-        api_base=server.url,
+        api_base=server.api_base,
         api_key="sk-test-secret",
         timeout=timeout,
         fallbacks=fallbacks or [],
@@ -66,7 +69,7 @@ class Weather(BaseModel):
 
 
 def test_completion_text_usage_and_key_sent(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.chat("hello there", prompt_tokens=11, completion_tokens=2))
+    server.script("main", lb.chat("hello there", prompt_tokens=11, completion_tokens=2))
     metrics = MetricsRegistry()
     reply = make_client(server, sleeps, metrics=metrics).complete("hi")
     assert reply.text == "hello there"
@@ -84,7 +87,7 @@ def test_completion_text_usage_and_key_sent(server: Any, sleeps: list[float]) ->
 def test_tool_calls_are_parsed(server: Any, sleeps: list[float]) -> None:
     server.script(
         "main",
-        server.chat(
+        lb.chat(
             None,
             tool_calls=[("call_1", "read_file", '{"path": "a.txt"}'), ("call_2", "git_status", "")],
         ),
@@ -102,7 +105,7 @@ def test_tool_calls_are_parsed(server: Any, sleeps: list[float]) -> None:
 
 
 def test_invalid_tool_arguments_are_kept_with_an_error(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.chat(None, tool_calls=[("c", "f", '{"path": ')]))
+    server.script("main", lb.chat(None, tool_calls=[("c", "f", '{"path": ')]))
     call = make_client(server, sleeps).complete("x").tool_calls[0]
     assert call.arguments == {}
     assert call.raw_arguments == '{"path": '
@@ -116,7 +119,7 @@ def test_invalid_tool_arguments_are_kept_with_an_error(server: Any, sleeps: list
 def test_stream_assembles_text_and_tool_call_fragments(server: Any, sleeps: list[float]) -> None:
     server.script(
         "main",
-        server.stream(
+        lb.stream(
             [
                 {"role": "assistant", "content": "Let me "},
                 {"content": "look."},
@@ -165,14 +168,14 @@ def test_stream_assembles_text_and_tool_call_fragments(server: Any, sleeps: list
 
 
 def test_stream_collect(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.stream([{"content": "a"}, {"content": "b"}], usage=None))
+    server.script("main", lb.stream([{"content": "a"}, {"content": "b"}], usage=None))
     done = make_client(server, sleeps).complete("x", stream=True).collect()
     assert done.text == "ab"
     assert done.usage.completion_tokens >= 1  # litellm counts tokens when the server does not
 
 
 def test_stream_retries_before_the_first_chunk(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.error(429, "slow down"), server.stream([{"content": "ok"}]))
+    server.script("main", lb.error(429, "slow down"), lb.stream([{"content": "ok"}]))
     done = make_client(server, sleeps).complete("x", stream=True).collect()
     assert done.text == "ok"
     assert sleeps == [0.5]
@@ -184,9 +187,9 @@ def test_stream_retries_before_the_first_chunk(server: Any, sleeps: list[float])
 def test_rate_limit_is_retried_with_exponential_backoff(server: Any, sleeps: list[float]) -> None:
     server.script(
         "main",
-        server.error(429, "rate limit"),
-        server.error(429, "rate limit"),
-        server.chat("finally"),
+        lb.error(429, "rate limit"),
+        lb.error(429, "rate limit"),
+        lb.chat("finally"),
     )
     metrics = MetricsRegistry()
     reply = make_client(server, sleeps, metrics=metrics).complete("x")
@@ -197,15 +200,13 @@ def test_rate_limit_is_retried_with_exponential_backoff(server: Any, sleeps: lis
 
 
 def test_retry_after_header_is_honoured(server: Any, sleeps: list[float]) -> None:
-    server.script(
-        "main", server.error(429, "wait", headers={"Retry-After": "3"}), server.chat("ok")
-    )
+    server.script("main", lb.error(429, "wait", headers={"Retry-After": "3"}), lb.chat("ok"))
     make_client(server, sleeps).complete("x")
     assert sleeps == [3.0]
 
 
 def test_server_errors_exhaust_retries(server: Any, sleeps: list[float]) -> None:
-    server.script("main", *[server.error(500, "boom")] * 3)
+    server.script("main", *[lb.error(500, "boom")] * 3)
     with pytest.raises(LLMServerError) as info:
         make_client(server, sleeps).complete("x")
     assert len(server.requests) == 3
@@ -232,7 +233,7 @@ def test_server_errors_exhaust_retries(server: Any, sleeps: list[float]) -> None
 def test_non_retriable_errors_map_with_hints(
     server: Any, sleeps: list[float], *, status: int, message: str, code: str, expected: type
 ) -> None:
-    server.script("main", server.error(status, message, code=code))
+    server.script("main", lb.error(status, message, code=code))
     with pytest.raises(expected) as info:
         make_client(server, sleeps).complete("x")
     assert len(server.requests) == 1  # not retried
@@ -243,7 +244,7 @@ def test_non_retriable_errors_map_with_hints(
 
 
 def test_auth_hint_names_the_env_var(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.error(401, "bad key"))
+    server.script("main", lb.error(401, "bad key"))
     with pytest.raises(LLMAuthError) as info:
         make_client(server, sleeps).complete("x")
     assert "OPENAI_API_KEY" in (info.value.hint or "")
@@ -267,15 +268,15 @@ def test_connection_refused_is_a_network_error(sleeps: list[float]) -> None:
 
 
 def test_slow_server_times_out(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.Reply(hang=True))
+    server.script("main", lb.Reply(hang=True))
     with pytest.raises(LLMTimeoutError) as info:
         make_client(server, sleeps, retries=0, timeout=0.2).complete("x")
     assert "llm.timeout" in (info.value.hint or "")
 
 
 def test_fallback_model_answers_when_the_primary_fails(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.error(500, "down"), server.error(500, "down"))
-    server.script("backup", server.chat("from backup"))
+    server.script("main", lb.error(500, "down"), lb.error(500, "down"))
+    server.script("backup", lb.chat("from backup"))
     metrics = MetricsRegistry()
     client = make_client(server, sleeps, fallbacks=["openai/backup"], retries=1, metrics=metrics)
     reply = client.complete("x")
@@ -286,8 +287,8 @@ def test_fallback_model_answers_when_the_primary_fails(server: Any, sleeps: list
 
 
 def test_fallback_on_non_retriable_error_and_all_failing(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.error(401, "bad key"))
-    server.script("backup", server.error(429, "busy"), server.error(429, "busy"))
+    server.script("main", lb.error(401, "bad key"))
+    server.script("backup", lb.error(429, "busy"), lb.error(429, "busy"))
     client = make_client(server, sleeps, fallbacks=["openai/backup"], retries=1)
     with pytest.raises(LLMRateLimitError) as info:
         client.complete("x")
@@ -301,7 +302,7 @@ def test_fallback_on_non_retriable_error_and_all_failing(server: Any, sleeps: li
 
 
 def test_explicit_model_skips_fallbacks(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.error(500, "down"))
+    server.script("main", lb.error(500, "down"))
     client = make_client(server, sleeps, fallbacks=["openai/backup"], retries=0)
     with pytest.raises(LLMServerError):
         client.complete("x", model="openai/main")
@@ -314,8 +315,8 @@ def test_explicit_model_skips_fallbacks(server: Any, sleeps: list[float]) -> Non
 def test_structured_output_repairs_malformed_json(server: Any, sleeps: list[float]) -> None:
     server.script(
         "main",
-        server.chat('{"city": "Oslo", "celsius": '),
-        server.chat('Sure:\n```json\n{"city": "Oslo", "celsius": -3.5}\n```'),
+        lb.chat('{"city": "Oslo", "celsius": '),
+        lb.chat('Sure:\n```json\n{"city": "Oslo", "celsius": -3.5}\n```'),
     )
     metrics = MetricsRegistry()
     client = make_client(server, sleeps, structured_mode="json_schema", metrics=metrics)
@@ -338,8 +339,8 @@ def test_structured_output_repairs_malformed_json(server: Any, sleeps: list[floa
 def test_structured_output_feeds_back_validation_errors(server: Any, sleeps: list[float]) -> None:
     server.script(
         "main",
-        server.chat('{"city": "Oslo", "celsius": "cold"}'),
-        server.chat('{"city": "Oslo", "celsius": 1}'),
+        lb.chat('{"city": "Oslo", "celsius": "cold"}'),
+        lb.chat('{"city": "Oslo", "celsius": 1}'),
     )
     weather = make_client(server, sleeps, structured_mode="prompt").structured("x", Weather)
     assert weather.celsius == 1
@@ -351,7 +352,7 @@ def test_structured_output_feeds_back_validation_errors(server: Any, sleeps: lis
 
 def test_structured_output_tool_mode(server: Any, sleeps: list[float]) -> None:
     server.script(
-        "main", server.chat(None, tool_calls=[("c", "Weather", '{"city": "Rome", "celsius": 20}')])
+        "main", lb.chat(None, tool_calls=[("c", "Weather", '{"city": "Rome", "celsius": 20}')])
     )
     weather = make_client(server, sleeps, structured_mode="tool").structured("x", Weather)
     assert weather == Weather(city="Rome", celsius=20)
@@ -361,7 +362,7 @@ def test_structured_output_tool_mode(server: Any, sleeps: list[float]) -> None:
 
 
 def test_structured_output_gives_up_with_the_raw_text(server: Any, sleeps: list[float]) -> None:
-    server.script("main", *[server.chat("I cannot do JSON")] * 3)
+    server.script("main", *[lb.chat("I cannot do JSON")] * 3)
     client = make_client(server, sleeps, structured_mode="json_schema", structured_retries=2)
     with pytest.raises(StructuredOutputError) as info:
         client.complete("x", response_model=Weather)
@@ -376,9 +377,9 @@ def test_structured_output_gives_up_with_the_raw_text(server: Any, sleeps: list[
 def test_acomplete_and_async_stream(server: Any, sleeps: list[float]) -> None:
     server.script(
         "main",
-        server.error(503, "busy"),
-        server.chat("async ok"),
-        server.stream([{"content": "str"}, {"content": "eam"}]),
+        lb.error(503, "busy"),
+        lb.chat("async ok"),
+        lb.stream([{"content": "str"}, {"content": "eam"}]),
     )
     delays: list[float] = []
 
@@ -386,7 +387,7 @@ def test_acomplete_and_async_stream(server: Any, sleeps: list[float]) -> None:
         delays.append(seconds)
 
     client = LLMClient(
-        settings=LLMSettings(model="openai/main", api_base=server.url, api_key="k"),
+        settings=LLMSettings(model="openai/main", api_base=server.api_base, api_key="k"),
         retry=RetryPolicy(max_retries=2, base_delay=0.5, jitter=False),
         asleep=fake_sleep,
         metrics=MetricsRegistry(),
@@ -397,7 +398,7 @@ def test_acomplete_and_async_stream(server: Any, sleeps: list[float]) -> None:
         stream = await client.acomplete("y", stream=True)
         texts = [d.text async for d in stream]
         assert stream.completion is not None
-        await server.close_async_clients()
+        await lb.aclose_litellm_clients()
         return first.text, stream.completion.text, texts
 
     first, streamed, texts = asyncio.run(run())
@@ -408,21 +409,21 @@ def test_acomplete_and_async_stream(server: Any, sleeps: list[float]) -> None:
 
 
 def test_async_structured_output(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.chat("nope"), server.chat('{"city": "Lima", "celsius": 18}'))
+    server.script("main", lb.chat("nope"), lb.chat('{"city": "Lima", "celsius": 18}'))
     client = make_client(server, sleeps, structured_mode="json_schema")
 
     async def run() -> Any:
         try:
             return await client.acomplete("x", response_model=Weather)
         finally:
-            await server.close_async_clients()
+            await lb.aclose_litellm_clients()
 
     reply = asyncio.run(run())
     assert reply.parsed == Weather(city="Lima", celsius=18)
 
 
 def test_a_key_echoed_by_the_provider_is_masked(server: Any, sleeps: list[float]) -> None:
-    server.script("main", server.error(401, "Incorrect API key provided: sk-test-secret"))
+    server.script("main", lb.error(401, "Incorrect API key provided: sk-test-secret"))
     with pytest.raises(LLMAuthError) as info:
         make_client(server, sleeps).complete("x")
     assert "sk-test-secret" not in str(info.value)

@@ -57,6 +57,7 @@ from magray.llm.errors import (
     LLMRateLimitError,
     LLMServerError,
     LLMTimeoutError,
+    LLMUnavailableError,
     PlanValidationError,
     StructuredOutputError,
 )
@@ -127,6 +128,7 @@ __all__ = [
     "LLMRateLimitError",
     "LLMServerError",
     "LLMTimeoutError",
+    "LLMUnavailableError",
     "PlanValidationError",
     "StructuredOutputError",
 ]

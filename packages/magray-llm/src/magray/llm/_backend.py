@@ -24,7 +24,15 @@ from magray.llm.errors import (
     LLMTimeoutError,
 )
 
-__all__ = ["env_key_names", "litellm_module", "map_error", "provider_of", "warm_up"]
+__all__ = [
+    "aclose_cached_clients",
+    "close_cached_clients",
+    "env_key_names",
+    "litellm_module",
+    "map_error",
+    "provider_of",
+    "warm_up",
+]
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -67,6 +75,44 @@ def warm_up(*, background: bool = False) -> threading.Thread | None:
     thread = threading.Thread(target=litellm_module, name="magray-llm-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def close_cached_clients() -> None:
+    """Close the sync HTTP clients litellm caches per ``api_base`` (no-op before import)."""
+    import contextlib
+    import inspect
+    import sys
+
+    litellm = sys.modules.get("litellm")
+    if litellm is None:
+        return
+    cache = litellm.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        close = getattr(client, "close", None)
+        if callable(close) and not inspect.iscoroutinefunction(close):
+            with contextlib.suppress(Exception):
+                close()
+    cache.flush_cache()
+
+
+async def aclose_cached_clients() -> None:
+    """Close litellm's cached *async* HTTP clients inside the running event loop."""
+    import contextlib
+    import inspect
+    import sys
+
+    litellm = sys.modules.get("litellm")
+    if litellm is None:
+        return
+    cache = litellm.in_memory_llm_clients_cache
+    for key, client in list(cache.cache_dict.items()):
+        for name in ("aclose", "close"):
+            close = getattr(client, name, None)
+            if close is not None and inspect.iscoroutinefunction(close):
+                with contextlib.suppress(Exception):
+                    await close()
+                cache.cache_dict.pop(key, None)
+                break
 
 
 def _warm_up(litellm: ModuleType) -> None:

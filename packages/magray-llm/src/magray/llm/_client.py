@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -19,11 +20,19 @@ from magray.common.errors import LLMError
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
 from magray.llm._backend import litellm_module, map_error
-from magray.llm._config import LOCAL_PREFIX, ModelConfig, RetryPolicy, resolve_model
+from magray.llm._config import LOCAL_PREFIX, ModelConfig, RetryPolicy
+from magray.llm._routing import (
+    DEFAULT_STRATEGY,
+    CallLog,
+    Deployment,
+    RoutedModels,
+    deployments_for,
+    uses_router,
+)
 from magray.llm._stream import StreamAssembler, completion_from_response, delta_from_chunk
 from magray.llm._structured import ParseFailure, parse_reply, repair_messages, request_params
 from magray.llm._types import Completion, Message, StreamDelta, Usage, normalize_messages
-from magray.llm.errors import LLMNotConfiguredError, StructuredOutputError
+from magray.llm.errors import LLMNotConfiguredError, LLMUnavailableError, StructuredOutputError
 
 if TYPE_CHECKING:
     from magray.common.settings import LLMSettings, Settings
@@ -134,6 +143,14 @@ class LLMClient:
         asleep: The async variant of ``sleep``.
         clock: Monotonic clock in seconds, for latency.
         local: Manager of ``local/...`` llama.cpp servers (created on demand).
+        routing_strategy: How litellm's Router picks among several deployments of
+            one name (default: ``llm.routing_strategy``, else ``simple-shuffle``).
+
+    When the chain (``model`` + ``fallbacks``, each name expanded to its
+    ``[[llm.deployments]]``) has more than one deployment, calls go through a
+    ``litellm.Router``: load balancing, cooldowns, retries and fallbacks are its;
+    metrics per deployment, errors and backoff timing stay magray's. One plain
+    model is called directly.
 
     Example::
 
@@ -154,6 +171,7 @@ class LLMClient:
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.perf_counter,
         local: LocalServers | None = None,
+        routing_strategy: str | None = None,
     ) -> None:
         section = _llm_section(settings)
         self._settings = section
@@ -177,6 +195,11 @@ class LLMClient:
         self._asleep = asleep
         self._clock = clock
         self._local = local
+        configured = section.routing_strategy if section is not None else None
+        self.routing_strategy: str = routing_strategy or configured or DEFAULT_STRATEGY
+        self._routers: dict[tuple[str, ...], RoutedModels | None] = {}
+        # The Router's event-loop thread ends with the client even without close().
+        weakref.finalize(self, _close_routers, self._routers)
 
     # ------------------------------------------------------------ configuration
 
@@ -186,8 +209,53 @@ class LLMClient:
         return ([self.model] if self.model else []) + self.fallbacks
 
     def config_for(self, model: str) -> ModelConfig:
-        """The resolved call settings of ``model`` (key included; do not log it)."""
-        return resolve_model(model, self._settings)
+        """The resolved call settings of ``model`` (key included; do not log it).
+
+        For a name with several ``[[llm.deployments]]`` this is the first deployment's.
+        """
+        return deployments_for(model, self._settings)[0].config
+
+    def deployments(self, model: str | None = None) -> list[Deployment]:
+        """The deployments behind ``model`` (default: the whole chain), in order."""
+        names = [model] if model is not None else self.models
+        return [d for name in names for d in deployments_for(name, self._settings)]
+
+    def _routed_chain(self, chain: tuple[str, ...]) -> RoutedModels | None:
+        if chain not in self._routers:
+            groups = [deployments_for(name, self._settings) for name in chain]
+            section = self._settings
+            self._routers[chain] = (
+                RoutedModels(
+                    groups,
+                    strategy=self.routing_strategy,
+                    retry=self.retry,
+                    allowed_fails=section.allowed_fails if section is not None else 1,
+                    cooldown_time=section.cooldown_time if section is not None else 30.0,
+                    metrics=self._metrics,
+                    sleep=self._sleep,
+                    asleep=self._asleep,
+                    local_api_base=_local_api_base(weakref.ref(self)),
+                    clock=self._clock,
+                )
+                if uses_router(groups)
+                else None
+            )
+        return self._routers[chain]
+
+    def _router_for(self, model: str | None) -> tuple[RoutedModels, str, bool] | None:
+        """The Router serving a call, the model name to ask it for and whether that name
+        alone may answer (an explicit ``model``); ``None`` = call one deployment directly."""
+        if model is None:
+            if not self.models:
+                self._chain(None)  # raises LLMNotConfiguredError
+            routed = self._routed_chain(tuple(self.models))
+            return (routed, self.models[0], False) if routed is not None else None
+        routed = self._routed_chain(tuple(self.models)) if self.models else None
+        group = routed.group_of(model) if routed is not None else None
+        if routed is not None and group is not None and len(group) > 1:
+            return routed, model, True
+        alone = self._routed_chain((model,))
+        return (alone, model, True) if alone is not None else None
 
     def _chain(self, model: str | None) -> list[ModelConfig]:
         if model is not None:
@@ -344,6 +412,9 @@ class LLMClient:
         model: str | None,
         params: dict[str, Any],
     ) -> Completion:
+        routing = self._router_for(model)
+        if routing is not None:
+            return self._routed_one(routing, messages, tools, params)
         attempts = _Attempts()
         started = self._clock()
 
@@ -375,6 +446,9 @@ class LLMClient:
         model: str | None,
         params: dict[str, Any],
     ) -> Completion:
+        routing = self._router_for(model)
+        if routing is not None:
+            return await self._routed_aone(routing, messages, tools, params)
         attempts = _Attempts()
         started = self._clock()
 
@@ -425,6 +499,9 @@ class LLMClient:
         model: str | None,
         params: dict[str, Any],
     ) -> CompletionStream:
+        routing = self._router_for(model)
+        if routing is not None:
+            return self._routed_stream(routing, messages, tools, params)
         attempts = _Attempts()
         started = self._clock()
 
@@ -449,6 +526,9 @@ class LLMClient:
         model: str | None,
         params: dict[str, Any],
     ) -> AsyncCompletionStream:
+        routing = self._router_for(model)
+        if routing is not None:
+            return await self._routed_astream(routing, messages, tools, params)
         attempts = _Attempts()
         started = self._clock()
 
@@ -466,20 +546,198 @@ class LLMClient:
             chunks.__aiter__(), assembler, self._stream_finisher(cfg, assembler, started, attempts)
         )
 
+    # ------------------------------------------------------------ through litellm's Router
+
+    @staticmethod
+    def _routed_kwargs(
+        name: str,
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        kwargs = {**params, "model": name, "messages": messages}
+        if tools:
+            kwargs["tools"] = list(tools)
+        if stream:
+            kwargs["stream"] = True
+            kwargs.setdefault("stream_options", {"include_usage": True})
+        return kwargs
+
+    def _routed_failure(
+        self, exc: BaseException, log: CallLog, routed: RoutedModels, name: str, only: bool
+    ) -> LLMError:
+        deployments = routed.group_of(name) if only else routed.deployments
+        count = len(deployments or [])
+        if "No deployments available" in str(exc):
+            cooldown = self._settings.cooldown_time if self._settings is not None else 30.0
+            err: LLMError = LLMUnavailableError(
+                f"no deployment of {name!r} is available: every one failed recently and is "
+                "cooling down",
+                hint=f"wait llm.cooldown_time ({cooldown:g} s), check the servers with "
+                "`magray llm test MODEL`, or add llm.fallbacks",
+                details={"model": name},
+            )
+            if log.last_error is not None:
+                err.details["last_error"] = log.last_error.message
+        elif log.last_error is not None:
+            err = log.last_error
+        else:
+            err = map_error(exc, model=name)
+            if err is not exc:
+                err.__cause__ = exc
+        err.details["attempts"] = log.attempts
+        if count > 1 and not isinstance(err, LLMUnavailableError):
+            plain = all(len(g) == 1 for g in routed.groups)
+            what = "models" if plain else "deployments"
+            err.message = f"all {count} {what} failed; last: {err.message}"
+            err.args = (err.message,)
+        return err
+
+    def _price(self, dep: Deployment, response: Any, usage: Usage) -> float | None:
+        configured = dep.cost(usage.prompt_tokens, usage.completion_tokens)
+        if configured is not None:
+            return configured
+        return self._cost(response, usage.prompt_tokens, usage.completion_tokens, dep.config.model)
+
+    def _routed_completion(self, response: Any, log: CallLog, started: float) -> Completion:
+        dep = log.answered_by
+        assert dep is not None
+        completion = completion_from_response(response, model=dep.label)
+        completion.usage = _with_cost(completion, self._price(dep, response, completion.usage))
+        self._record_ok(dep.label, completion, log.answer_latency_ms)
+        completion.latency_ms = (self._clock() - started) * 1000
+        completion.attempts = log.attempts
+        return completion
+
+    def _routed_one(
+        self,
+        routing: tuple[RoutedModels, str, bool],
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+    ) -> Completion:
+        routed, name, only = routing
+        routed.router()  # built outside the try: a set-up error is not a failed attempt
+        log = CallLog(sync=True)
+        started = self._clock()
+        kwargs = self._routed_kwargs(name, messages, tools, params, stream=False)
+        try:
+            response = routed.completion(kwargs, log, only=only)
+        except Exception as exc:
+            raise self._routed_failure(exc, log, routed, name, only) from exc
+        return self._routed_completion(response, log, started)
+
+    async def _routed_aone(
+        self,
+        routing: tuple[RoutedModels, str, bool],
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+    ) -> Completion:
+        routed, name, only = routing
+        routed.router()  # built outside the try: a set-up error is not a failed attempt
+        log = CallLog(sync=False)
+        started = self._clock()
+        kwargs = self._routed_kwargs(name, messages, tools, params, stream=False)
+        try:
+            response = await routed.acompletion(kwargs, log, only=only)
+        except Exception as exc:
+            raise self._routed_failure(exc, log, routed, name, only) from exc
+        return self._routed_completion(response, log, started)
+
+    def _routed_finisher(
+        self, log: CallLog, assembler: StreamAssembler, started: float
+    ) -> Callable[[], Completion]:
+        dep = log.answered_by
+        assert dep is not None
+
+        def finish() -> Completion:
+            usage = assembler.usage or Usage()
+            completion = assembler.completion(cost_usd=self._price(dep, None, usage))
+            completion.latency_ms = (self._clock() - started) * 1000
+            log.attempts[-1]["latency_ms"] = round(completion.latency_ms, 3)
+            completion.attempts = log.attempts
+            self._record_ok(dep.label, completion, completion.latency_ms)
+            return completion
+
+        return finish
+
+    def _routed_stream(
+        self,
+        routing: tuple[RoutedModels, str, bool],
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+    ) -> CompletionStream:
+        routed, name, only = routing
+        routed.router()  # built outside the try: a set-up error is not a failed attempt
+        log = CallLog(sync=True)
+        started = self._clock()
+        kwargs = self._routed_kwargs(name, messages, tools, params, stream=True)
+        try:
+            chunks = routed.completion(kwargs, log, only=only)
+        except Exception as exc:
+            raise self._routed_failure(exc, log, routed, name, only) from exc
+        assert log.answered_by is not None
+        assembler = StreamAssembler(model=log.answered_by.label)
+        return CompletionStream(
+            routed.iterate(chunks), assembler, self._routed_finisher(log, assembler, started)
+        )
+
+    async def _routed_astream(
+        self,
+        routing: tuple[RoutedModels, str, bool],
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+    ) -> AsyncCompletionStream:
+        routed, name, only = routing
+        routed.router()  # built outside the try: a set-up error is not a failed attempt
+        log = CallLog(sync=False)
+        started = self._clock()
+        kwargs = self._routed_kwargs(name, messages, tools, params, stream=True)
+        try:
+            chunks = await routed.acompletion(kwargs, log, only=only)
+        except Exception as exc:
+            raise self._routed_failure(exc, log, routed, name, only) from exc
+        assert log.answered_by is not None
+        assembler = StreamAssembler(model=log.answered_by.label)
+        return AsyncCompletionStream(
+            chunks.__aiter__(), assembler, self._routed_finisher(log, assembler, started)
+        )
+
     # ------------------------------------------------------------ structured output
 
     def structured_mode(self, model: str) -> str:
-        """How structured output is requested from ``model`` (resolves ``auto``)."""
-        cfg = self.config_for(model)
+        """How structured output is requested from ``model`` (resolves ``auto``).
+
+        For a name with several deployments, ``auto`` picks what all of them support.
+        """
+        override = self._settings.models.get(model) if self._settings is not None else None
+        if override is not None and override.structured_mode not in (None, "auto"):
+            return override.structured_mode
+        configs = [d.config for d in deployments_for(model, self._settings)]
+        modes = {cfg.structured_mode for cfg in configs}
+        if len(modes) == 1 and (mode := next(iter(modes))) != "auto":
+            return mode
+        resolved = {self._auto_mode(cfg) for cfg in configs}
+        for mode in ("prompt", "tool", "json_schema"):  # the weakest one all deployments share
+            if mode in resolved:
+                return mode
+        return "prompt"
+
+    def _auto_mode(self, cfg: ModelConfig) -> str:
         if cfg.structured_mode != "auto":
             return cfg.structured_mode
         if cfg.is_local:
             return "json_schema"  # llama.cpp's server enforces response_format schemas
         litellm = litellm_module()
         try:
-            if litellm.supports_response_schema(model=model):
+            if litellm.supports_response_schema(model=cfg.model):
                 return "json_schema"
-            if litellm.supports_function_calling(model=model):
+            if litellm.supports_function_calling(model=cfg.model):
                 return "tool"
         except Exception:
             pass
@@ -694,9 +952,29 @@ class LLMClient:
         return parsed
 
     def close(self) -> None:
-        """Stop local servers this client started (network clients need no closing)."""
+        """Stop local servers this client started and the Router's event-loop thread."""
+        _close_routers(self._routers)
         if self._local is not None:
             self._local.stop_all()
+
+
+def _local_api_base(client: weakref.ref[LLMClient]) -> Callable[[str], str]:
+    """Starts a ``local/<name>`` server on demand without keeping the client alive."""
+
+    def api_base(name: str) -> str:
+        owner = client()
+        if owner is None:
+            raise LLMError("the LLM client was closed", hint="create a new LLMClient")
+        return owner._local_servers().api_base(name)
+
+    return api_base
+
+
+def _close_routers(routers: dict[tuple[str, ...], RoutedModels | None]) -> None:
+    for routed in routers.values():
+        if routed is not None:
+            routed.close()
+    routers.clear()
 
 
 def _llm_section(settings: LLMSettings | Settings | None) -> LLMSettings | None:

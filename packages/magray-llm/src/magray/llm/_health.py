@@ -27,9 +27,24 @@ def check_config(section: Any) -> HealthResult:
     if section is None or not section.model:
         return HealthResult.ok("no model configured: rule-based agents only")
     infos = describe_models(section)
-    missing = [i for i in infos if i.key == "missing" and i.role in ("primary", "fallback")]
-    details = {i.model: {"role": i.role, "key": i.key} for i in infos}
+    missing = [
+        i for i in infos if i.key == "missing" and i.role.split(" ")[0] in ("primary", "fallback")
+    ]
+    counts: dict[str, int] = {}
+    for i in infos:
+        counts[i.model] = counts.get(i.model, 0) + 1
+    details = {
+        (i.model if counts[i.model] == 1 else f"{i.model}@{i.api_base}"): {
+            "role": i.role,
+            "key": i.key,
+        }
+        for i in infos
+    }
     if missing:
         names = ", ".join(f"{i.model} ({i.key_source})" for i in missing)
         return HealthResult.degraded(f"API key missing for {names}", **details)
-    return HealthResult.ok(f"{section.model} (+{len(section.fallbacks)} fallbacks)", **details)
+    summary = f"{section.model} (+{len(section.fallbacks)} fallbacks)"
+    if section.deployments:
+        strategy = section.routing_strategy or "simple-shuffle"
+        summary += f"; {len(section.deployments)} deployments, litellm Router ({strategy})"
+    return HealthResult.ok(summary, **details)

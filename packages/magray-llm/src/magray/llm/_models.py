@@ -61,8 +61,13 @@ def _is_loopback(url: str | None) -> bool:
 
 
 def describe_models(settings: LLMSettings) -> list[ModelInfo]:
-    """Every model named in ``[llm]`` (primary, fallbacks, ``[llm.models]``) with its key status."""
-    from magray.llm._backend import env_key_names
+    """Every model named in ``[llm]`` (primary, fallbacks, ``[llm.models]``,
+    ``[[llm.deployments]]``) with its key status.
+
+    A name with deployments is listed once per deployment, its role followed by the
+    name (``primary (fast)``).
+    """
+    from magray.llm._routing import deployments_for
 
     roles: dict[str, str] = {}
     if settings.model:
@@ -71,30 +76,54 @@ def describe_models(settings: LLMSettings) -> list[ModelInfo]:
         roles.setdefault(model, "fallback")
     for model in settings.models:
         roles.setdefault(model, "configured")
+    for d in settings.deployments:
+        roles.setdefault(d.name, "configured")
+    by_name = {d.name for d in settings.deployments}
     out = []
-    for model, role in roles.items():
-        cfg = resolve_model(model, settings)
-        provider = _provider(model)
-        override = settings.models.get(model)
-        if provider in _KEYLESS or (not cfg.api_key and _is_loopback(cfg.api_base)):
-            key, source = "not needed", "local server"
-        elif cfg.api_key:
-            key = "present"
-            if override is not None and override.api_key is not None:
-                source = f"llm.models.{model}.api_key"
-            elif override is not None and override.api_key_env:
-                source = f"env {override.api_key_env}"
-            else:
-                source = "llm.api_key"
-        else:
-            names = env_key_names(model)
-            if override is not None and override.api_key_env:
-                names = [override.api_key_env]
-            if not names:
-                key, source = "unknown", "litellm reads the provider's usual env var"
-            elif any(os.environ.get(n) for n in names):
-                key, source = "present", "env " + next(n for n in names if os.environ.get(n))
-            else:
-                key, source = "missing", "set " + " or ".join(names)
-        out.append(ModelInfo(model, role, provider, cfg.api_base, key, source))
+    for name, role in roles.items():
+        if name not in by_name:
+            cfg = resolve_model(name, settings)
+            out.append(_describe(name, role, cfg.api_key, cfg.api_base, settings))
+            continue
+        entries = [d for d in settings.deployments if d.name == name]
+        for entry, dep in zip(entries, deployments_for(name, settings), strict=True):
+            cfg = dep.config
+            info = _describe(cfg.model, f"{role} ({name})", cfg.api_key, cfg.api_base, settings)
+            key, source = info.key, info.key_source
+            if entry.api_key is not None:
+                source = f"llm.deployments[{dep.label}].api_key"
+            elif entry.api_key_env and key != "not needed":
+                key = "present" if cfg.api_key else "missing"
+                source = f"{'env' if cfg.api_key else 'set'} {entry.api_key_env}"
+            out.append(ModelInfo(info.model, info.role, info.provider, cfg.api_base, key, source))
     return out
+
+
+def _describe(
+    model: str, role: str, api_key: str | None, api_base: str | None, settings: LLMSettings
+) -> ModelInfo:
+    from magray.llm._backend import env_key_names
+
+    provider = _provider(model)
+    override = settings.models.get(model)
+    if provider in _KEYLESS or (not api_key and _is_loopback(api_base)):
+        key, source = "not needed", "local server"
+    elif api_key:
+        key = "present"
+        if override is not None and override.api_key is not None:
+            source = f"llm.models.{model}.api_key"
+        elif override is not None and override.api_key_env:
+            source = f"env {override.api_key_env}"
+        else:
+            source = "llm.api_key"
+    else:
+        names = env_key_names(model)
+        if override is not None and override.api_key_env:
+            names = [override.api_key_env]
+        if not names:
+            key, source = "unknown", "litellm reads the provider's usual env var"
+        elif any(os.environ.get(n) for n in names):
+            key, source = "present", "env " + next(n for n in names if os.environ.get(n))
+        else:
+            key, source = "missing", "set " + " or ".join(names)
+    return ModelInfo(model, role, provider, api_base, key, source)

@@ -11,6 +11,7 @@
         ├── LLMConnectionError          "llm.network"           server unreachable (retriable)
         ├── LLMTimeoutError             "llm.timeout"           request too slow (retriable)
         ├── LLMServerError              "llm.server"            5xx from the provider (retriable)
+        │   └── LLMUnavailableError     "llm.unavailable"       every deployment cooling down
         ├── LLMBadRequestError          "llm.bad_request"       the provider rejected the request
         ├── StructuredOutputError       "llm.structured_output" no valid JSON after repairs
         ├── PlanValidationError         "llm.plan_invalid"      a plan is not a valid DAG
@@ -34,6 +35,7 @@ __all__ = [
     "LLMRateLimitError",
     "LLMServerError",
     "LLMTimeoutError",
+    "LLMUnavailableError",
     "PlanValidationError",
     "StructuredOutputError",
 ]
@@ -83,6 +85,12 @@ class LLMServerError(LLMError):
 
     code = "llm.server"
     default_retriable = True
+
+
+class LLMUnavailableError(LLMServerError):
+    """No deployment of a model name can take the call: all are cooling down after failures."""
+
+    code = "llm.unavailable"
 
 
 class LLMBadRequestError(LLMError):

@@ -16,6 +16,7 @@ def collect_status(app: AppContext) -> dict[str, Any]:
 
     loaded = app.loaded
     s = loaded.settings
+    metrics = _all_metrics()
     return {
         "versions": installed_versions(),
         "paths": {
@@ -34,8 +35,55 @@ def collect_status(app: AppContext) -> dict[str, Any]:
             "llm.mode": "llm" if s.llm.model else "no-llm (rules and memory only)",
             "tools.workspace": [str(p) for p in s.tools.workspace] or ["(current directory)"],
         },
-        "metrics": _all_metrics(),
+        "llm": _llm_models(s, metrics),
+        "metrics": metrics,
         "metrics_file": str(paths.data_dir() / "metrics.json"),
+    }
+
+
+def _label_of(key: str, name: str) -> dict[str, str] | None:
+    """The labels of metric ``key`` if it is metric ``name`` (``name{a=1,b=2}``)."""
+    base, _, rest = key.partition("{")
+    if base != name:
+        return None
+    return dict(part.split("=", 1) for part in rest.rstrip("}").split(",") if "=" in part)
+
+
+def _llm_models(settings: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The routing set-up and, per model/deployment, calls, errors, latency and cost."""
+    from magray.llm import LLMClient
+
+    client = LLMClient(settings=settings)
+    configured = client.deployments() if client.models else []
+    rows: dict[str, dict[str, Any]] = {
+        d.label: {"model": d.label, "name": d.group, "calls": 0, "errors": 0} for d in configured
+    }
+
+    def row(label: str) -> dict[str, Any]:
+        return rows.setdefault(label, {"model": label, "name": None, "calls": 0, "errors": 0})
+
+    for key, value in metrics["counters"].items():
+        if (labels := _label_of(key, "llm.calls")) and "model" in labels:
+            entry = row(labels["model"])
+            entry["calls"] += int(value)
+            if labels.get("outcome") != "ok":
+                entry["errors"] += int(value)
+        elif (labels := _label_of(key, "llm.cost_usd")) and "model" in labels:
+            row(labels["model"])["cost_usd"] = value
+    for key, summary in metrics["histograms"].items():
+        labels = _label_of(key, "llm.latency_ms")
+        if labels and "model" in labels and summary.get("count"):
+            entry = row(labels["model"])
+            entry["p50_ms"], entry["p95_ms"] = summary["p50"], summary["p95"]
+    for entry in rows.values():
+        entry.setdefault("p50_ms", None)
+        entry.setdefault("p95_ms", None)
+        entry.setdefault("cost_usd", None)
+    return {
+        "chain": client.models,
+        "router": len(configured) > 1,
+        "routing_strategy": client.routing_strategy if len(configured) > 1 else None,
+        "models": list(rows.values()),
     }
 
 
@@ -78,6 +126,29 @@ def status(app: AppContext, reset_metrics: bool) -> None:
     click.echo(f"magray packages: {versions}")
     print_table(["path", "value"], data["paths"].items(), title="paths")
     print_table(["setting", "value"], data["settings"].items(), title="settings")
+    llm = data["llm"]
+    if llm["models"]:
+        how = (
+            f"litellm Router, {llm['routing_strategy']}"
+            if llm["router"]
+            else "one model, called directly"
+        )
+        print_table(
+            ["model", "name", "calls", "errors", "p50 ms", "p95 ms", "cost USD"],
+            [
+                (
+                    m["model"],
+                    m["name"] or "-",
+                    m["calls"],
+                    m["errors"],
+                    "-" if m["p50_ms"] is None else f"{m['p50_ms']:.1f}",
+                    "-" if m["p95_ms"] is None else f"{m['p95_ms']:.1f}",
+                    "-" if m["cost_usd"] is None else f"{m['cost_usd']:.6f}",
+                )
+                for m in llm["models"]
+            ],
+            title=f"LLM models ({how})",
+        )
     m = data["metrics"]
     rows = [(k, v) for k, v in m["counters"].items()] + [(k, v) for k, v in m["gauges"].items()]
     rows += [

@@ -39,7 +39,9 @@ class RouterSettings(BaseModel):
     model_order: Literal["configured", "latency"] = Field(
         default="configured",
         description="Order of llm.model + llm.fallbacks: as configured, or the fastest "
-        "healthy model first by measured p50 latency (from `magray status` metrics).",
+        "healthy model first by measured p50 latency (from `magray status` metrics); "
+        "'latency' also makes litellm's Router use latency-based-routing among a name's "
+        "deployments unless llm.routing_strategy is set.",
     )
     max_tool_rounds: int = Field(
         default=4, ge=1, le=20, description="Tool-call rounds the LLM may make per request."
