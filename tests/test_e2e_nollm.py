@@ -84,6 +84,24 @@ def test_smart_task_plans_with_rules_and_runs(ws: Path) -> None:
     assert "TODO: handle errors" in result.stdout
 
 
+def test_smart_task_whose_second_step_uses_the_first_steps_output(ws: Path) -> None:
+    result = kit.run_magray(
+        "smart", "--json", "--yes", "find the TODOs in src and make a task list", cwd=ws
+    )
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["plan"]["steps"][1]["args"] == {"titles": "{{s1.items}}"}
+    assert data["steps"][1]["args"] == {"titles": ["app.py:2: pass # TODO: handle errors"]}
+    listed = kit.run_magray("todo", "list", "--json", cwd=ws)
+    assert "app.py:2: pass # TODO: handle errors" in listed.stdout
+    # asked in plain words, the list question now names the directory it is about
+    listed = chat(ws, "--json", "list the files in src")
+    reply = json.loads(listed.stdout)
+    assert reply["tools"][0]["args"] == {"path": "src"}
+    assert "app.py" in reply["text"]
+
+
 def test_errors_are_one_line_with_a_hint(ws: Path) -> None:
     result = chat(ws, input="")
     assert result.returncode == 2

@@ -49,3 +49,32 @@ def test_a_task_no_tool_fits_is_a_clear_error(ws: Path) -> None:
     result = CliRunner().invoke(cli, ["smart", "--no-memory", "frobnicate the quux"])
     assert isinstance(result.exception, PlanInvalidError)
     assert "magray config set llm.model" in (result.exception.hint or "")
+
+
+def test_dry_run_shows_the_references_between_steps(ws: Path) -> None:
+    task = "find the TODOs in src and make a task list"
+    result = CliRunner().invoke(cli, ["smart", "--dry-run", "--plain", "--no-memory", task])
+    assert result.exit_code == 0, result.output
+    assert '{"titles": "{{s1.items}}"}' in result.stdout
+    assert "uses s1.items" in result.stdout
+
+
+def test_second_step_turns_the_first_steps_matches_into_tasks(ws: Path) -> None:
+    task = "find the TODOs in src and make a task list"
+    result = CliRunner().invoke(cli, ["smart", "--json", "--no-memory", "--yes", task])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [s["tool"] for s in data["steps"]] == ["file_grep", "todo_add_many"]
+    assert data["steps"][1]["args"] == {"titles": ["app.py:1: x = 1 # TODO: handle errors"]}
+    listed = CliRunner().invoke(cli, ["todo", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert "app.py:1: x = 1 # TODO: handle errors" in listed.stdout
+
+
+def test_a_step_whose_dependency_failed_says_why_it_did_not_run(ws: Path) -> None:
+    task = "read missing.txt and remember its first line"
+    result = CliRunner().invoke(cli, ["smart", "--json", "--yes", task])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["steps"][0]["status"] == "failed"
+    assert data["steps"][1]["error"] == "not run: it needs s1 (file_read), which failed"

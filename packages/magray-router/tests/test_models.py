@@ -43,3 +43,31 @@ def test_latency_order_builds_the_client_chain_from_metrics() -> None:
     configured = Settings(llm={"model": "openai/a", "fallbacks": ["openai/b"]})
     with Router(configured, use_memory=False, metrics=metrics) as router:
         assert router.llm.models == ["openai/a", "openai/b"]
+
+
+def test_latency_order_maps_to_the_routers_latency_strategy_and_groups() -> None:
+    metrics = MetricsRegistry()
+    # "fast" has two deployments; its best measured one beats the plain "openai/a"
+    _observe(metrics, "openai/a", 400.0, ok=4, failed=0)
+    _observe(metrics, "openai/x@127.0.0.1:1", 900.0, ok=3, failed=0)
+    _observe(metrics, "openai/x@127.0.0.1:2", 50.0, ok=3, failed=0)
+    llm = {
+        "model": "openai/a",
+        "fallbacks": ["fast"],
+        "deployments": [
+            {"name": "fast", "model": "openai/x", "api_base": "http://127.0.0.1:1/v1"},
+            {"name": "fast", "model": "openai/x", "api_base": "http://127.0.0.1:2/v1"},
+        ],
+    }
+    settings = Settings(llm=llm, router={"model_order": "latency"})
+    with Router(settings, use_memory=False, metrics=metrics) as router:
+        assert router.llm.models == ["fast", "openai/a"]
+        assert router.llm.routing_strategy == "latency-based-routing"
+    explicit = Settings(
+        llm={**llm, "routing_strategy": "cost-based-routing"}, router={"model_order": "latency"}
+    )
+    with Router(explicit, use_memory=False, metrics=metrics) as router:
+        assert router.llm.routing_strategy == "cost-based-routing"
+    with Router(Settings(llm=llm), use_memory=False, metrics=metrics) as router:
+        assert router.llm.models == ["openai/a", "fast"]
+        assert router.llm.routing_strategy == "simple-shuffle"

@@ -329,3 +329,19 @@ def test_no_llm_stdin_joins_the_memory_query(make_router) -> None:
     reply = router.ask("why did this fail?", stdin="step 3\nerror: libfoo.so: cannot open file\n")
     assert "reinstall libfoo-dev" in reply.text
     assert "only an LLM can analyse them" in reply.text
+
+
+def test_warm_up_starts_only_when_litellm_will_be_needed(tmp_path, monkeypatch) -> None:
+    from magray.common.settings import Settings
+    from magray.router import Router
+    from magray.router import _wiring as W
+
+    started: list[bool] = []
+    monkeypatch.setattr(W, "llm_warm_up", lambda: started.append(True))
+    no_llm = Router(Settings(), use_memory=False)
+    assert no_llm.warm_up() is False
+    local = Router(Settings(llm={"model": "local/gemma3-270m"}), use_memory=False)
+    assert local.warm_up() is False  # llama.cpp in-process: litellm is not needed
+    remote = Router(Settings(llm={"model": "openai/gpt-4o-mini"}), use_memory=False)
+    assert remote.warm_up() is True
+    assert started == [True]

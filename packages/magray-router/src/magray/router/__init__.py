@@ -20,6 +20,7 @@ from importlib.metadata import version as _version
 
 from magray.router._mcp import build_mcp_server, serve_stdio
 from magray.router._plan import validate_plan
+from magray.router._refs import FIELDS as STEP_OUTPUT_FIELDS
 from magray.router._router import CONFIGURE_LLM_COMMAND, Router
 from magray.router._types import (
     Decision,
@@ -60,6 +61,7 @@ __all__ = [
     "PlanReport",
     "PlanStep",
     "StepResult",
+    "STEP_OUTPUT_FIELDS",
     "validate_plan",
     # MCP
     "build_mcp_server",

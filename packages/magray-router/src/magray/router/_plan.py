@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from magray.common.errors import LLMError, MagrayError
 from magray.router import _wiring as W
-from magray.router._prompts import summary_messages
+from magray.router._prompts import PLAN_REFERENCES, summary_messages
+from magray.router._refs import find_refs, reference_problems, resolve_args, step_output
 from magray.router._types import Event, EventKind, EventSink, Plan, PlanReport, StepResult
 from magray.router.errors import PlanInvalidError
 
@@ -56,6 +57,7 @@ def validate_plan(plan: Plan, tools: set[str], *, max_steps: int) -> list[str]:
                 problems.append(f"step {step.id} depends on itself")
             elif dep not in ids:
                 problems.append(f"step {step.id} depends on unknown step {dep!r}")
+    problems += reference_problems(plan)
     return problems
 
 
@@ -63,22 +65,34 @@ def _make_plan(router: Router, task: str, emit: EventSink, feedback: str | None)
     schemas = router.tool_schemas()
     if not router.llm_enabled:
         return W.rule_plan(task, schemas)
-    goal = f"{task}\n\n{feedback}" if feedback else task
+    goal = f"{task}\n\n{PLAN_REFERENCES}"
+    if feedback:
+        goal += f"\n\n{feedback}"
     try:
         try:
-            return W.llm_plan(router.llm, goal, schemas)
+            plan = W.llm_plan(router.llm, goal, schemas)
+            problems = reference_problems(plan)
+            if problems:  # the model's own check passed; the references did not
+                raise PlanInvalidError("invalid references", details={"problems": problems})
         except PlanInvalidError as exc:
-            problems = "; ".join(exc.details.get("problems", [exc.message]))
-            emit(Event(EventKind.RETRY, f"the model's plan was invalid ({problems}); asking again"))
-            return W.llm_plan(
+            problems_text = "; ".join(exc.details.get("problems", [exc.message]))
+            emit(
+                Event(
+                    EventKind.RETRY,
+                    f"the model's plan was invalid ({problems_text}); asking again",
+                )
+            )
+            plan = W.llm_plan(
                 router.llm,
-                f"{goal}\n\nYour previous plan was invalid: {problems}. Use only the listed "
-                "tools, unique step ids and dependencies on existing steps.",
+                f"{goal}\n\nYour previous plan was invalid: {problems_text}. Use only the "
+                "listed tools, unique step ids, dependencies on existing steps and references "
+                "to steps listed in depends_on.",
                 schemas,
             )
     except LLMError as exc:
         emit(Event(EventKind.RETRY, f"planning with the model failed ({exc.code}); using rules"))
         return W.rule_plan(task, schemas)
+    return plan.model_copy(update={"goal": task})
 
 
 def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> PlanReport:
@@ -102,13 +116,7 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
             hint=hint,
             details={"plan": plan.model_dump(mode="json"), "problems": ["no steps"]},
         )
-    emit(
-        Event(
-            EventKind.PLAN,
-            plan.goal,
-            {"plan": plan.model_dump(mode="json"), "planner": plan.source},
-        )
-    )
+    emit(Event(EventKind.PLAN, plan.goal, _plan_data(plan)))
     report = PlanReport(plan=plan, planner=plan.source)
     report.problems = validate_plan(plan, tools, max_steps=max_steps)
     if dry_run:
@@ -134,17 +142,7 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
             emit(Event(EventKind.NOTICE, f"replanning failed: {exc.message}"))
             break
         problems = validate_plan(new_plan, tools, max_steps=max_steps)
-        emit(
-            Event(
-                EventKind.PLAN,
-                new_plan.goal,
-                {
-                    "plan": new_plan.model_dump(mode="json"),
-                    "planner": new_plan.source,
-                    "replan": True,
-                },
-            )
-        )
+        emit(Event(EventKind.PLAN, new_plan.goal, {**_plan_data(new_plan), "replan": True}))
         if problems:
             emit(Event(EventKind.NOTICE, "the new plan cannot run: " + "; ".join(problems)))
             break
@@ -154,6 +152,13 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
         report.steps = _execute(router, new_plan, emit)
     report.elapsed_s = router.clock() - started
     return report
+
+
+def _plan_data(plan: Plan) -> dict[str, Any]:
+    """A PLAN event's data: the plan, who made it, and which outputs each step uses."""
+    ids = [s.id for s in plan.steps]
+    uses = {s.id: s.uses(ids) for s in plan.steps if s.uses(ids)}
+    return {"plan": plan.model_dump(mode="json"), "planner": plan.source, "uses": uses}
 
 
 def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
@@ -170,12 +175,36 @@ def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
         read_only=lambda name: W.tool_is_read_only(registry, name),
     )
     steps = {ids[step.id]: step for step in plan.steps}
+    step_ids = [step.id for step in plan.steps]
+    parameters = W.tool_parameters(router.tool_schemas())
 
     def runner(task: Task) -> dict[str, Any]:
         assert task.action is not None
-        outcome = W.call_tool(registry, task.action.tool, dict(task.action.args), ctx)
+        step = steps[task.id]
+        args = dict(task.action.args)
+        used = {ref.step for ref in find_refs(args, step_ids)}
+        if used:
+            outputs: dict[str, dict[str, Any]] = {}
+            for ref in sorted(used):
+                done = store.get(ids[ref]).result
+                kept = done.get("refs") if isinstance(done, dict) else None
+                if not isinstance(kept, dict):  # validation makes this unreachable
+                    raise PlanInvalidError(
+                        f"step {step.id} needs the output of {ref}, which has none",
+                        hint=f"make {step.id} depend on {ref}",
+                    )
+                outputs[ref] = kept
+            args = resolve_args(
+                args, outputs, step_ids=step_ids, parameters=parameters.get(step.tool)
+            )
+        outcome = W.call_tool(registry, task.action.tool, args, ctx)
         W.raise_for_outcome(registry, outcome)
-        return {"content": outcome.content[:_RESULT_LIMIT], "truncated": outcome.truncated}
+        return {
+            "content": outcome.content[:_RESULT_LIMIT],
+            "truncated": outcome.truncated,
+            "args": args if used else None,
+            "refs": step_output(outcome.content, outcome.data),
+        }
 
     def progress(event: ProgressEvent) -> None:
         if event.task is None or event.task.id not in steps:
@@ -212,6 +241,14 @@ def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
     for step in plan.steps:
         task = store.get(ids[step.id])
         result = task.result if isinstance(task.result, dict) else {}
+        error = task.error
+        if error is None and str(task.status) in ("blocked", "skipped", "cancelled"):
+            cause = steps.get(task.cause) if task.cause is not None else None
+            error = (
+                f"not run: it needs {cause.id} ({cause.tool}), which failed"
+                if cause is not None
+                else "not run: a step it needs did not finish"
+            )
         out.append(
             StepResult(
                 step=step.id,
@@ -221,7 +258,8 @@ def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
                 status=str(task.status),
                 attempts=task.attempts,
                 content=result.get("content"),
-                error=task.error,
+                error=error,
+                args=result.get("args"),
             )
         )
     return out
@@ -240,9 +278,12 @@ def _failure_text(steps: list[StepResult]) -> str:
 def _plain(report: PlanReport) -> str:
     lines = [f"Plan: {report.plan.goal} ({report.planner} planner)"]
     if not report.executed:
+        ids = [s.id for s in report.plan.steps]
         for s in report.plan.steps:
             after = f" (after {', '.join(s.depends_on)})" if s.depends_on else ""
-            lines.append(f"- {s.id}: {s.title} — {s.tool} {json.dumps(s.args)}{after}")
+            refs = s.uses(ids)
+            uses = f"; uses {', '.join(refs)}" if refs else ""
+            lines.append(f"- {s.id}: {s.title} — {s.tool} {json.dumps(s.args)}{after}{uses}")
         lines += [f"Not covered by any tool: {u}" for u in report.plan.unplanned]
         lines += [f"Cannot run: {p}" for p in report.problems]
         return "\n".join(lines)
@@ -258,8 +299,11 @@ def _plain(report: PlanReport) -> str:
     if report.replans:
         lines.append(f"(replanned {report.replans} time(s) after failures)")
     if not report.ok:
-        failed = ", ".join(f"{r.step} ({r.tool})" for r in report.failed)
-        lines.append(f"Failed: {failed}")
+        failed = [f"{r.step} ({r.tool})" for r in report.failed if r.status == "failed"]
+        not_run = [f"{r.step} ({r.tool})" for r in report.failed if r.status != "failed"]
+        parts = [f"Failed: {', '.join(failed)}"] if failed else []
+        parts += [f"not run: {', '.join(not_run)}"] if not_run else []
+        lines.append("; ".join(parts))
     return "\n".join(lines)
 
 

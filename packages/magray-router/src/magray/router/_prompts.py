@@ -7,9 +7,16 @@ from typing import Any
 
 from magray.router._types import Passage
 
-__all__ = ["PROMPT_VERSION", "chat_system", "summary_messages"]
+__all__ = ["PLAN_REFERENCES", "PROMPT_VERSION", "chat_system", "summary_messages"]
 
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
+
+#: Appended to the goal sent to magray-llm's planner (its prompt lives there).
+PLAN_REFERENCES = """How steps pass results: an argument may be "{{s1.output}}" (the whole text
+result of step s1), "{{s1.first_line}}", "{{s1.lines}}" (a list), "{{s1.items}}" (a list of what the
+tool found: grep matches, file paths, commits, ...) or "{{s1.count}}"; the step must list s1 in
+depends_on. Use these instead of guessing values an earlier step will produce; use
+todo_add_many with titles "{{sN.items}}" to turn findings into tasks."""
 
 _CHAT = """You are magray, a local-first assistant in the user's terminal.
 Answer concisely and accurately. Use markdown only where it helps (lists, code).

@@ -180,6 +180,24 @@ class Router:
             self._plans = W.open_plans(self.settings)
         return self._plans
 
+    def warm_up(self) -> bool:
+        """Start importing the LLM backend (litellm, seconds) in a background thread.
+
+        The REPL calls this at start, so the import overlaps with the user typing the
+        first line. A one-shot ``magray chat "..."`` does not: overlapping the import
+        with routing and memory retrieval was measured to gain nothing (both are
+        mostly Python and share the GIL; see docs/benchmarks.md). Returns True when a
+        warm-up started (a model served through litellm is configured and no client
+        exists yet).
+        """
+        if self._llm is not None or not self.llm_enabled:
+            return False
+        chain = [self.settings.llm.model or "", *self.settings.llm.fallbacks]
+        if all(m.startswith("local/") for m in chain):  # llama.cpp in-process: no litellm
+            return False
+        W.llm_warm_up()
+        return True
+
     def tool_schemas(self) -> list[dict[str, Any]]:
         """Function schemas of the tools the sandbox policy enables."""
         return W.tool_schemas(self.registry, self.tool_ctx)

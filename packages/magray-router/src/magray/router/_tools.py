@@ -141,6 +141,50 @@ class TodoAdd(Tool[TodoAddArgs]):
         )
 
 
+class TodoAddManyArgs(_Args):
+    titles: list[str] = Field(
+        max_length=500,
+        description="One task per title (e.g. '{{s1.items}}': one per match of step s1); "
+        "blank titles and titles already open on the list are skipped.",
+    )
+
+
+class TodoAddMany(Tool[TodoAddManyArgs]):
+    name = "todo_add_many"
+    description = (
+        "Add several tasks to the user's task list at once, one per title: turn a list of "
+        "findings (grep matches, files, commits) into a task list."
+    )
+    args_model = TodoAddManyArgs
+    risk = Risk.WRITE
+
+    def __init__(self, store: Callable[[], TodoStore]) -> None:
+        self._store = store
+
+    def run(self, args: TodoAddManyArgs, ctx: ToolContext) -> ToolResult:
+        store = self._store()
+        open_titles = {t.title for t in store.tasks(status=_OPEN, limit=10_000)}
+        added: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        for raw in args.titles:
+            title = " ".join(raw.split())[:500]
+            if not title:
+                continue
+            if title in open_titles:
+                skipped.append(title)
+                continue
+            open_titles.add(title)
+            ctx.check()
+            task = store.add(title)
+            added.append({"id": task.id, "title": task.title, "status": str(task.status)})
+        lines = [f"added task #{t['id']}: {t['title']}" for t in added]
+        if skipped:
+            lines.append(f"({len(skipped)} already on the list, not added again)")
+        if not added and not skipped:
+            lines.append("no tasks to add: the list of titles was empty")
+        return ToolResult(content="\n".join(lines), data={"tasks": added, "skipped": skipped})
+
+
 def _need(store: MemoryStore | None, what: str) -> MemoryStore:
     if store is None:
         from magray.common.errors import ConfigError
@@ -158,7 +202,9 @@ def register_router_tools(
     memory: Callable[[], MemoryStore | None],
     todo: Callable[[], TodoStore],
 ) -> None:
-    """Add memory_search, memory_add, todo_list and todo_add unless a plugin took the names."""
-    for tool in (MemorySearch(memory), MemoryAdd(memory), TodoList(todo), TodoAdd(todo)):
+    """Add memory_search, memory_add, todo_list, todo_add and todo_add_many unless a plugin
+    took the names."""
+    tools = (MemorySearch(memory), MemoryAdd(memory), TodoList(todo), TodoAdd(todo))
+    for tool in (*tools, TodoAddMany(todo)):
         if tool.name not in registry:
             registry.register(tool, origin=ORIGIN)

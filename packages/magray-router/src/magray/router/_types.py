@@ -115,6 +115,7 @@ class ToolOutcome:
     error: dict[str, Any] | None = None
     duration_s: float = 0.0
     truncated: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,22 +126,37 @@ class ToolOutcome:
             "error": self.error,
             "duration_s": round(self.duration_s, 4),
             "truncated": self.truncated,
+            "data": self.data,
         }
 
 
 class PlanStep(BaseModel):
-    """One step of a plan: a tool call that may depend on earlier steps."""
+    """One step of a plan: a tool call that may depend on earlier steps.
+
+    An argument may use the output of a step it depends on: ``"{{s1.items}}"``
+    (see :data:`magray.router.STEP_OUTPUT_FIELDS` for the fields).
+    """
 
     id: str = Field(description="Short unique step id, e.g. 's1'.")
     title: str = Field(description="What the step does, in a few words.")
     tool: str = Field(description="Name of the tool to call.")
-    args: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The tool's arguments; '{{s1.output}}' stands for the output of step s1 "
+        "(a dependency); fields: output, first_line, lines, items, count.",
+    )
     depends_on: list[str] = Field(
         default_factory=list, description="Ids of steps that must finish first."
     )
     missing: list[str] = Field(
         default_factory=list, description="Required arguments nobody could fill in."
     )
+
+    def uses(self, step_ids: list[str] | None = None) -> list[str]:
+        """The outputs this step's arguments refer to, e.g. ``["s1.items"]``."""
+        from magray.router._refs import find_refs
+
+        return sorted({f"{r.step}.{r.field}" for r in find_refs(self.args, step_ids or ())})
 
 
 class Plan(BaseModel):
@@ -166,6 +182,7 @@ class StepResult:
     attempts: int = 0
     content: str | None = None
     error: str | None = None
+    args: dict[str, Any] | None = None  # as run: references replaced by earlier outputs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +194,7 @@ class StepResult:
             "attempts": self.attempts,
             "content": self.content,
             "error": self.error,
+            "args": self.args,
         }
 
 

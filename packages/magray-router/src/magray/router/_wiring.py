@@ -40,6 +40,7 @@ __all__ = [
     "rule_plan",
     "run_plan_tasks",
     "tool_context",
+    "tool_parameters",
     "tool_registry",
     "tool_schemas",
 ]
@@ -81,19 +82,49 @@ def llm_configured(settings: Settings) -> bool:
 def llm_client(settings: Settings, *, metrics: MetricsRegistry | None = None) -> LLMClient:
     """An LLM client over the ``[llm]`` settings (model chain = model + fallbacks).
 
-    With ``router.model_order = "latency"`` the chain is reordered by measured
-    latency (see :func:`order_models`); each model keeps its own settings.
+    Several deployments in the chain go through litellm's Router (magray-llm decides).
+    ``router.model_order = "latency"`` does two things: within a name with several
+    deployments the Router uses ``latency-based-routing`` (unless
+    ``llm.routing_strategy`` is set), and the chain itself is reordered by the p50
+    latency measured in this and earlier runs (see :func:`order_models`), which the
+    Router cannot know in a fresh process.
     """
     from magray.llm import LLMClient
 
-    chain = [m for m in [settings.llm.model, *settings.llm.fallbacks] if m]
-    chain = list(dict.fromkeys(chain))
-    if settings.router.model_order == "latency" and len(chain) > 1:
+    latency = settings.router.model_order == "latency"
+    strategy = settings.llm.routing_strategy
+    if strategy is None and latency:
+        strategy = "latency-based-routing"
+    client = LLMClient(settings=settings, metrics=metrics, routing_strategy=strategy)
+    chain = list(dict.fromkeys(client.models))
+    if latency and len(chain) > 1:
         from magray.common.metrics import default_registry
 
-        chain = order_models(chain, model_stats(metrics or default_registry()))
-        return LLMClient(chain[0], fallbacks=chain[1:], settings=settings, metrics=metrics)
-    return LLMClient(settings=settings, metrics=metrics)
+        stats = model_stats(metrics or default_registry())
+        labels = {name: [d.label for d in client.deployments(name)] for name in chain}
+        chain = order_models(chain, _group_stats(stats, labels))
+        client.model, client.fallbacks = chain[0], chain[1:]
+    return client
+
+
+def _group_stats(
+    stats: dict[str, dict[str, float]], labels: dict[str, list[str]]
+) -> dict[str, dict[str, float]]:
+    """Per-deployment stats summed per chain name (p50: its fastest measured deployment)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, members in labels.items():
+        measured = [stats[label] for label in members if label in stats]
+        if not measured:
+            continue
+        entry = {
+            "calls": sum(m.get("calls", 0.0) for m in measured),
+            "errors": sum(m.get("errors", 0.0) for m in measured),
+        }
+        p50s = [m["p50"] for m in measured if "p50" in m]
+        if p50s:
+            entry["p50"] = min(p50s)
+        out[name] = entry
+    return out
 
 
 def _parse_key(key: str) -> tuple[str, dict[str, str]]:
@@ -145,6 +176,13 @@ def order_models(chain: Sequence[str], stats: dict[str, dict[str, float]]) -> li
     return [m for _, m in sorted(enumerate(chain), key=key)]
 
 
+def llm_warm_up() -> None:
+    """Import the LLM backend in a daemon thread (magray-llm's ``warm_up``)."""
+    from magray.llm import warm_up
+
+    warm_up(background=True)
+
+
 def _convert_plan(plan: Any, source: str) -> Plan:
     """magray-llm's plan → the router's (step titles from descriptions)."""
     steps = [
@@ -191,23 +229,71 @@ def llm_plan(client: LLMClient, goal: str, tools: Sequence[dict[str, Any]]) -> P
 
 
 def rule_plan(goal: str, tools: Sequence[dict[str, Any]]) -> Plan:
-    """The rule-based plan (magray-llm's RulePlanner): one step per clause, chained.
+    """The rule-based plan: one step per clause, each after the one before.
+
+    Clauses come from magray-llm's ``split_steps`` plus the router's own splitting
+    (:mod:`magray.router._rules`); each clause gets its tool and arguments from
+    magray-llm's ``RulePlanner``, corrected by the router's rules, and a clause that
+    says so uses the previous step's output ("... and make a task list" →
+    ``todo_add_many(titles="{{s1.items}}")``).
 
     Raises:
         PlanInvalidError: The clauses do not make a valid DAG.
     """
-    from magray.llm import PlanValidationError, RulePlanner
+    from magray.llm import PlanValidationError, RulePlanner, split_steps
+    from magray.router import _rules
 
-    try:
-        plan = RulePlanner().plan(goal, tools)
-    except PlanValidationError as exc:
-        raise _invalid(exc, "rule-based") from exc
-    return _convert_plan(plan, "rules")
+    enabled = {str(t.get("function", t)["name"]) for t in tools}
+    required = _rules.required(tools)
+    planner = RulePlanner()
+    steps: list[PlanStep] = []
+    unplanned: list[str] = []
+    for clause in _rules.clauses(goal, split_steps, None):
+        try:
+            single = planner.plan(clause, tools)
+        except PlanValidationError as exc:
+            raise _invalid(exc, "rule-based") from exc
+        first = single.steps[0] if single.steps else None
+        tool, args, rule = _rules.refine(
+            clause, first.tool if first else None, first.args if first else {}, enabled
+        )
+        if steps:
+            tool, args, chained = _rules.chain(clause, tool, args, steps[-1].id, enabled)
+            rule = chained or rule
+        if tool is None:
+            unplanned.append(clause)
+            continue
+        if first is not None and tool == first.tool and rule is None:
+            missing = list(first.missing)
+        else:
+            missing = [r for r in required.get(tool, []) if r not in args]
+        steps.append(
+            PlanStep(
+                id=f"s{len(steps) + 1}",
+                title=clause[:200],
+                tool=tool,
+                args=args,
+                depends_on=[steps[-1].id] if steps else [],
+                missing=missing,
+            )
+        )
+    return Plan(goal=goal, steps=steps, unplanned=unplanned, source="rules")
+
+
+_INTENT_OF_TOOL = {"file": "file", "git": "git", "memory": "memory", "todo": "todo", "web": "web"}
+
+
+def _intent_of(tool: str) -> str:
+    prefix = tool.split("_", 1)[0]
+    return "shell" if tool == "shell_run" else _INTENT_OF_TOOL.get(prefix, "tool")
 
 
 def rule_decision(text: str, tools: Sequence[dict[str, Any]]) -> Decision:
-    """The rule-based routing decision (magray-llm's AgentCoordinator without a model)."""
-    from magray.llm import AgentCoordinator
+    """The rule-based routing decision: magray-llm's AgentCoordinator (without a model),
+    corrected by the router's rules (:mod:`magray.router._rules`); a request of several
+    clauses ("read README.md and remember its first line") becomes a plan."""
+    from magray.llm import AgentCoordinator, split_steps
+    from magray.router import _rules
 
     decided = AgentCoordinator().decide(text, tools)
     intent = decided.intent
@@ -215,17 +301,40 @@ def rule_decision(text: str, tools: Sequence[dict[str, Any]]) -> Decision:
     route = {"chat": Route.ANSWER, "tool": Route.TOOL, "plan": Route.PLAN}[decided.route]
     tool = decided.selection.tool if decided.selection is not None else None
     extraction = decided.extraction
-    plan = _convert_plan(decided.plan, "rules") if decided.plan is not None else None
+    args = dict(extraction.arguments) if extraction is not None else {}
+    missing = tuple(extraction.missing) if extraction is not None else ()
+    question = extraction.question if extraction is not None else None
+    confidence = float(intent.confidence)
+    signals = tuple(intent.signals)
+    plan = None
+    enabled = {str(t.get("function", t)["name"]) for t in tools}
+    if route is not Route.PLAN:
+        picked, args, rule = _rules.refine(
+            text, tool if route is Route.TOOL else None, args, enabled
+        )
+        if rule is not None and picked is not None:
+            if picked != tool or route is not Route.TOOL:
+                question = None
+            route, tool, kind = Route.TOOL, picked, _intent_of(picked)
+            required = _rules.required(tools).get(picked, [])
+            missing = tuple(r for r in required if r not in args)
+            confidence = max(confidence, 0.9)
+            signals = (*signals, f"router rule: {rule}")
+    if route is Route.PLAN or len(_rules.clauses(text, split_steps, tool)) > 1:
+        ruled = rule_plan(text, tools)
+        if len(ruled.steps) > 1 or route is Route.PLAN:
+            route, kind, plan = Route.PLAN, "plan", ruled
+            signals = (*signals, f"{len(ruled.steps)} steps")
     return Decision(
         route=route,
         intent=kind,
-        confidence=float(intent.confidence),
+        confidence=confidence,
         source="rules",
-        signals=tuple(intent.signals),
+        signals=signals,
         tool=tool if route is Route.TOOL else None,
-        args=dict(extraction.arguments) if extraction is not None else None,
-        missing=tuple(extraction.missing) if extraction is not None else (),
-        question=extraction.question if extraction is not None else None,
+        args=args if route is Route.TOOL else None,
+        missing=missing if route is Route.TOOL else (),
+        question=question if route is Route.TOOL and missing else None,
         plan=plan,
         explain=decided.explain(),
     )
@@ -271,6 +380,15 @@ def tool_schemas(registry: ToolRegistry, ctx: ToolContext) -> list[dict[str, Any
     return registry.schemas(ctx)
 
 
+def tool_parameters(schemas: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Tool name → its JSON-schema parameters, from :func:`tool_schemas`."""
+    out = {}
+    for schema in schemas:
+        function = schema.get("function", schema)
+        out[str(function["name"])] = dict(function.get("parameters") or {})
+    return out
+
+
 def call_tool(
     registry: ToolRegistry, name: str, args: dict[str, Any] | str, ctx: ToolContext
 ) -> ToolOutcome:
@@ -290,6 +408,7 @@ def call_tool(
         error=result.error,
         duration_s=result.duration_s,
         truncated=result.truncated,
+        data=dict(result.data or {}),
     )
 
 

@@ -135,8 +135,11 @@ class Renderer:
             click.secho(
                 f"{title} ({len(steps)} steps, {event.data.get('planner')}):", err=True, bold=True
             )
+            uses = event.data.get("uses") or {}
             for s in steps:
                 after = f" after {', '.join(s['depends_on'])}" if s.get("depends_on") else ""
+                if uses.get(s["id"]):
+                    after += f", uses {', '.join(uses[s['id']])}"
                 click.echo(f"  {s['id']}: {s['title']} [{s['tool']}]{after}", err=True)
         elif kind is EventKind.STEP:
             d = event.data

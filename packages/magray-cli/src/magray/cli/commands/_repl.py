@@ -55,10 +55,7 @@ def run_repl(
 
     session: PromptSession[str] = PromptSession(history=FileHistory(str(_history_path(app))))
     with build_router(app, no_memory=no_memory, yes=yes, model=model, interactive=True) as router:
-        if router.llm_enabled:
-            from magray.llm import warm_up
-
-            warm_up(background=True)  # litellm imports while the user types the first line
+        router.warm_up()  # litellm imports while the user types the first line
         _banner(router)
         while True:
             try:
