@@ -267,6 +267,31 @@ def test_no_llm_memory_and_todo_round_trip(make_router) -> None:
     assert "write the release notes" in router.ask("what are my open tasks").text
 
 
+def test_no_llm_marks_tasks_done_by_id_and_by_title(make_router) -> None:
+    router = make_router(memory=False)
+    router.ask("add todo: write the release notes")
+    router.ask("add todo: renew the TLS cert")
+    first = router.ask("mark task 1 as done")
+    assert first.tools[0].tool == "todo_done"
+    assert "done: task #1 write the release notes" in first.text
+    assert "renew the TLS cert" in router.ask("what are my open tasks").text
+    assert "write the release notes" not in router.ask("what are my open tasks").text
+    router.ask('mark "TLS cert" done')
+    assert "no open tasks" in router.ask("what are my open tasks").text
+    again = router.ask("complete task 1")  # already done: a clear error, not a crash
+    assert "cannot become done" in again.text
+
+
+def test_todo_done_refuses_an_ambiguous_title(make_router) -> None:
+    router = make_router(memory=False)
+    router.ask("add todo: fix the login bug")
+    router.ask("add todo: fix the logout bug")
+    reply = router.ask('mark "fix the" done')
+    assert "2 open tasks match" in reply.text
+    assert "write" not in reply.text
+    assert "fix the login bug" in router.ask("what are my open tasks").text
+
+
 def test_unknown_model_is_refused(make_router, llm_server) -> None:
     router = make_router(api_base=llm_server.api_base, memory=False)
     with pytest.raises(UnknownModelError):

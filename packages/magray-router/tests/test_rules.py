@@ -137,6 +137,11 @@ CASES = [
     tool("what's on my todo list", "todo_list"),
     tool("todo: call the plumber", "todo_add", title="call the plumber"),
     tool("show completed tasks", "todo_list", status="done"),
+    tool("mark task 3 as done", "todo_done", task="3"),
+    tool("complete task #7", "todo_done", task="7"),
+    tool("task 2 is finished", "todo_done", task="2"),
+    tool("tick off task 4", "todo_done", task="4"),
+    tool('mark "renew the TLS cert" done', "todo_done", task="renew the TLS cert"),
     # shell
     tool("run ls -la", "shell_run", command="ls -la"),
     tool("execute `pytest -q`", "shell_run", command="pytest -q"),
@@ -287,3 +292,44 @@ def test_decisions_name_the_router_rule_that_corrected_them(schemas) -> None:
 
     decision = W.rule_decision("list the files in src", schemas)
     assert any(s.startswith("router rule:") for s in decision.signals)
+
+
+@pytest.mark.parametrize(
+    ("files", "command"),
+    [
+        ({"Makefile": "build:\n\techo\ntest:\n\tpytest\n"}, "make test"),
+        ({"Makefile": "build:\n\techo\n", "pyproject.toml": "[project]\n"}, "python -m pytest"),
+        ({"package.json": "{}"}, "npm test"),
+        ({"Cargo.toml": "[package]\n"}, "cargo test"),
+        ({"go.mod": "module x\n"}, "go test ./..."),
+        ({"tests/test_a.py": "def test_a(): pass\n"}, "python -m pytest"),
+    ],
+)
+def test_run_the_tests_uses_the_projects_test_command(
+    files: dict[str, str],
+    command: str,
+    schemas: list[dict[str, Any]],
+    tmp_path: Any,
+    monkeypatch: Any,
+) -> None:
+    from magray.router import _wiring as W
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    for request in ("run the tests", "run tests", "please run all the tests", "run the test suite"):
+        decision = W.rule_decision(request, schemas)
+        assert (decision.tool, decision.args.get("command")) == ("shell_run", command), request
+
+
+def test_run_the_tests_asks_when_no_project_is_recognised(
+    schemas: list[dict[str, Any]], tmp_path: Any, monkeypatch: Any
+) -> None:
+    from magray.router import _wiring as W
+
+    monkeypatch.chdir(tmp_path)
+    decision = W.rule_decision("run the tests", schemas)
+    assert decision.tool == "shell_run"
+    assert "command" not in decision.args  # never a command named "tests"
+    assert "command" in decision.missing

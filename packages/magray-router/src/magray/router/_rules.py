@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = ["Refined", "chain", "clauses", "path_in", "refine"]
@@ -266,6 +267,34 @@ _TODO_STATUS = re.compile(
 )
 
 
+_DONE = r"(?:as\s+)?(?:done|complete[d]?|finished|closed)"
+_TODO_DONE_ID = re.compile(
+    r"^\s*(?:please\s+)?(?:(?:mark|set|tick(?:\s+off)?|check\s+off)\s+(?:the\s+)?"
+    r"(?:task|todo|to-do)?\s*#?(?P<a>\d+)(?:\s+" + _DONE + r")?"
+    r"|(?:complete|finish|close)\s+(?:the\s+)?(?:task|todo|to-do)\s*#?(?P<b>\d+)"
+    r"|(?:task|todo|to-do)\s*#?(?P<c>\d+)\s+is\s+" + _DONE + r")\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+_TODO_DONE_TITLE = re.compile(
+    r"^\s*(?:please\s+)?mark\s+(?:the\s+)?(?:task|todo)?\s*[\"'“]?(?P<t>.+?)[\"'”]?\s+"
+    + _DONE
+    + r"\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _todo_done(clause: str, tool: str | None) -> Refined | None:
+    """ "mark task 3 done", "complete task #3", "task 3 is finished", "mark 'write docs' done"."""
+    m = _TODO_DONE_ID.search(clause)
+    if m is not None:
+        task = m.group("a") or m.group("b") or m.group("c")
+        return Refined("todo_done", {"task": task}, "task done", keep=False)
+    m = _TODO_DONE_TITLE.search(clause)
+    if m is not None:
+        return Refined("todo_done", {"task": m.group("t").strip()}, "task done", keep=False)
+    return None
+
+
 def _todo_add(clause: str, tool: str | None) -> Refined | None:
     m = _TODO_ADD.search(clause)
     if m is not None:
@@ -410,6 +439,43 @@ _RUN_COMMAND = re.compile(
 )
 
 
+_RUN_TESTS = re.compile(
+    r"^\s*(?:please\s+)?(?:run|execute|start)\s+(?:the\s+|all\s+(?:the\s+)?|my\s+|our\s+)?"
+    r"(?:unit\s+)?(?:tests?|test\s+suite|testsuite|specs)\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def test_command(root: Path) -> str | None:
+    """The command that runs the tests of the project at ``root``, from its files."""
+    if (root / "Makefile").is_file():
+        try:
+            if re.search(r"^test\s*:", (root / "Makefile").read_text(errors="replace"), re.M):
+                return "make test"
+        except OSError:
+            pass
+    if (root / "package.json").is_file():
+        return "npm test"
+    if (root / "Cargo.toml").is_file():
+        return "cargo test"
+    if (root / "go.mod").is_file():
+        return "go test ./..."
+    python = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py")
+    if any((root / name).is_file() for name in python) or any(root.glob("tests/test_*.py")):
+        return "python -m pytest"
+    return None
+
+
+def _run_tests(clause: str, tool: str | None) -> Refined | None:
+    """ "run the tests": the project's test command, found from its files (a question when
+    none is recognised, never a command named ``tests``)."""
+    if not _RUN_TESTS.search(clause):
+        return None
+    command = test_command(Path.cwd())
+    args = {"command": command} if command else {}
+    return Refined("shell_run", args, "run the project's tests", keep=False)
+
+
 def _run_with(clause: str, tool: str | None) -> Refined | None:
     m = _RUN_WITH.search(clause)
     if m:
@@ -451,6 +517,7 @@ def _fill_free_text(clause: str, tool: str | None) -> Refined | None:
 RULES: tuple[Rule, ...] = (
     _memory_add,
     _memory_search,
+    _todo_done,
     _todo_add,
     _grep_command,
     _quoted_grep,
@@ -461,6 +528,7 @@ RULES: tuple[Rule, ...] = (
     _open_file,
     _glob,
     _list_dir,
+    _run_tests,
     _run_with,
     _fill_free_text,
 )

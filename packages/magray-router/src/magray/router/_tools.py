@@ -185,6 +185,61 @@ class TodoAddMany(Tool[TodoAddManyArgs]):
         return ToolResult(content="\n".join(lines), data={"tasks": added, "skipped": skipped})
 
 
+class TodoDoneArgs(_Args):
+    task: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The task: its id ('3' or '#3') or words of its title that match exactly "
+        "one open task.",
+    )
+
+
+class TodoDone(Tool[TodoDoneArgs]):
+    name = "todo_done"
+    description = (
+        "Mark one of the user's open tasks done (by id, or by words of its title); tasks that "
+        "waited on it become ready."
+    )
+    args_model = TodoDoneArgs
+    risk = Risk.WRITE
+
+    def __init__(self, store: Callable[[], TodoStore]) -> None:
+        self._store = store
+
+    def run(self, args: TodoDoneArgs, ctx: ToolContext) -> ToolResult:
+        from magray.common.errors import InvalidInputError, NotFoundError
+
+        store = self._store()
+        wanted = args.task.strip().lstrip("#").strip()
+        if wanted.isdigit():
+            task = store.get(int(wanted))
+        else:
+            words = wanted.lower().split()
+            found = [
+                t
+                for t in store.tasks(status=_OPEN, limit=10_000)
+                if all(w in t.title.lower() for w in words)
+            ]
+            if not found:
+                raise NotFoundError(
+                    f"no open task matches {args.task!r}",
+                    hint="`magray todo list` shows the open tasks and their ids",
+                )
+            if len(found) > 1:
+                shown = ", ".join(f"#{t.id} {t.title}" for t in found[:5])
+                raise InvalidInputError(
+                    f"{len(found)} open tasks match {args.task!r}: {shown}",
+                    hint="name the task by its id, e.g. 'mark task 3 done'",
+                )
+            task = found[0]
+        changes = store.mark_done(task.id)
+        freed = [c.task_id for c in changes if c.task_id != task.id and str(c.new) == "ready"]
+        line = f"done: task #{task.id} {task.title}"
+        if freed:
+            line += f" (now ready: {', '.join(f'#{i}' for i in freed)})"
+        return ToolResult(content=line, data={"id": task.id, "now_ready": freed})
+
+
 def _need(store: MemoryStore | None, what: str) -> MemoryStore:
     if store is None:
         from magray.common.errors import ConfigError
@@ -202,9 +257,9 @@ def register_router_tools(
     memory: Callable[[], MemoryStore | None],
     todo: Callable[[], TodoStore],
 ) -> None:
-    """Add memory_search, memory_add, todo_list, todo_add and todo_add_many unless a plugin
-    took the names."""
+    """Add memory_search, memory_add, todo_list, todo_add, todo_add_many and todo_done unless
+    a plugin took the names."""
     tools = (MemorySearch(memory), MemoryAdd(memory), TodoList(todo), TodoAdd(todo))
-    for tool in (*tools, TodoAddMany(todo)):
+    for tool in (*tools, TodoAddMany(todo), TodoDone(todo)):
         if tool.name not in registry:
             registry.register(tool, origin=ORIGIN)

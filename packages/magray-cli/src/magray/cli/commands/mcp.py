@@ -19,10 +19,11 @@ def mcp() -> None:
 def mcp_serve(app: AppContext, *, yes: bool, no_memory: bool) -> None:
     """Serve over stdin/stdout (point an MCP client at `magray mcp serve`).
 
-    Tools: memory_search, memory_add, todo_list, todo_add and every tool the
-    sandbox policy enables (files, git, web, shell). Calls go through the same
-    policy as `magray chat`; a call the policy would ask about is refused
-    unless --yes is given, since stdio carries the protocol. Logs go to stderr.
+    Tools: memory_search, memory_add, todo_list, todo_add, todo_add_many,
+    todo_done and every tool the sandbox policy enables (files, git, web,
+    shell). Calls go through the same policy as `magray chat`; a call the
+    policy would ask about is refused unless --yes is given, since stdio
+    carries the protocol. Logs go to stderr.
     """
     from magray.cli.commands._assist import build_router
     from magray.router import serve_stdio
