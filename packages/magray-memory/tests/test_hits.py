@@ -142,3 +142,38 @@ def test_lean_query_path_still_rejects_non_finite(tmp_path: Path, bad: float) ->
             store.search(query, k=1)
         with pytest.raises(InvalidInputError, match="all zeros"):
             store.search(np.zeros(DIM, dtype=np.float32), k=1)
+
+
+def test_first_filter_on_a_key_runs_as_sql_then_columns_are_built(tmp_path: Path) -> None:
+    """A one-shot filtered search does not pay for building the filter columns; a repeated
+    filter on the same keys uses them; both give the same exact top-k."""
+    n = 400
+    vectors = unit_vectors(n, DIM, seed=8, clusters=4)
+    meta = [{"p": i % 10, "tag": "even" if i % 2 == 0 else "odd"} for i in range(n)]
+    path = tmp_path / "s"
+    with _store(path, flat_threshold=50) as store:
+        store.add([f"t{i}" for i in range(n)], meta, vectors=vectors, layer="assets")
+    queries = unit_vectors(5, DIM, seed=9, clusters=4)
+
+    def exact(q: np.ndarray, where: dict[str, object]) -> list[str]:
+        rows = [i for i in range(n) if all(meta[i][k] == v for k, v in where.items())]
+        scores = vectors[rows] @ q
+        return [f"t{rows[j]}" for j in np.argsort(-scores, kind="stable")[:5]]
+
+    with _store(path, flat_threshold=50) as store:
+        backend = store._backend
+        where = {"p": 3, "tag": "odd"}
+        first = [[h.text for h in store.search(q, k=5, where=where)] for q in queries[:1]]
+        assert backend.meta.get("assets") is None  # no columns read for the first filter
+        later = [[h.text for h in store.search(q, k=5, where=where)] for q in queries]
+        columns = backend.meta["assets"]
+        assert columns is not None
+        assert set(columns._keys) == {"p", "tag"}
+        assert first[0] == later[0]
+        for q, got in zip(queries, later, strict=True):
+            assert got == exact(q, where)
+        # a filter on another key set starts on SQL again
+        assert [h.text for h in store.search(queries[0], k=5, where={"p": 4})] == exact(
+            queries[0], {"p": 4}
+        )
+        assert set(columns._keys) == {"p", "tag"}
