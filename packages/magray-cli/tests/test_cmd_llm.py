@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from magray.cli import cli
+from magray.llm.testing import LoopbackLLM, Reply, stream, text
 
 # litellm (not magray) trips `filterwarnings = error`: a deprecated pydantic attribute while
 # streaming and an event loop its sync service logger leaves to the garbage collector.
@@ -24,75 +23,24 @@ pytestmark = [
 ]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    requests: list[dict[str, Any]]
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        self.server.requests.append(body)  # type: ignore[attr-defined]
-        if body.get("stream"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            for delta, finish in (({"content": "streamed "}, None), ({"content": "reply"}, "stop")):
-                chunk = {
-                    "id": "c",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": "m",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                }
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.close_connection = True
-            return
-        text = "pong" if "pong" in json.dumps(body["messages"]) else "the answer"
-        data = json.dumps(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 1,
-                "model": "m",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _reply(body: dict[str, Any]) -> Reply:
+    """Streamed "streamed reply" for stream requests; "pong" for `llm test`; else "the answer"."""
+    if body.get("stream"):
+        return stream([{"content": "streamed "}, {"content": "reply"}])
+    if "pong" in json.dumps(body["messages"]):
+        return text("pong", usage=(4, 1))
+    return text("the answer", usage=(4, 1))
 
 
 @pytest.fixture
-def llm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    host, port = httpd.server_address[:2]
-    monkeypatch.setenv("MAGRAY_LLM__MODEL", "openai/loopback")
-    monkeypatch.setenv("MAGRAY_LLM__API_BASE", f"http://{host}:{port}/v1")
-    monkeypatch.setenv("MAGRAY_LLM__API_KEY", "sk-cli-test")
-    monkeypatch.setenv("MAGRAY_LLM__MAX_RETRIES", "0")
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def llm_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackLLM]:
+    with LoopbackLLM() as server:
+        server.responder = _reply
+        monkeypatch.setenv("MAGRAY_LLM__MODEL", "openai/loopback")
+        monkeypatch.setenv("MAGRAY_LLM__API_BASE", server.api_base)
+        monkeypatch.setenv("MAGRAY_LLM__API_KEY", "sk-cli-test")
+        monkeypatch.setenv("MAGRAY_LLM__MAX_RETRIES", "0")
+        yield server
 
 
 def invoke(*args: str, input: str | None = None) -> Any:
