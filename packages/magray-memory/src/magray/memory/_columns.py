@@ -25,7 +25,7 @@ import numpy as np
 
 from magray.memory._filters import ACCESS_FIELDS
 
-__all__ = ["JSON_KINDS", "BaseRows", "LayerMeta", "MetaRow", "uses_access_fields"]
+__all__ = ["JSON_KINDS", "BaseRows", "LayerMeta", "MetaRow", "filter_keys", "uses_access_fields"]
 
 MISSING, NULL, BOOL, NUMBER, STR, OTHER = range(6)
 # SQLite json_type() -> kind code
@@ -68,15 +68,21 @@ class MetaRow:
     pinned: bool
 
 
-def uses_access_fields(where: Mapping[str, Any]) -> bool:
-    """Whether a filter reads access statistics (kept only in SQLite)."""
+def filter_keys(where: Mapping[str, Any]) -> frozenset[str]:
+    """The metadata keys and record fields a filter reads (through ``$and``/``$or``)."""
+    keys: set[str] = set()
     for key, cond in where.items():
         if key in ("$and", "$or"):
-            if any(uses_access_fields(sub) for sub in cond):
-                return True
-        elif key in ACCESS_FIELDS:
-            return True
-    return False
+            for sub in cond:
+                keys |= filter_keys(sub)
+        else:
+            keys.add(key)
+    return frozenset(keys)
+
+
+def uses_access_fields(where: Mapping[str, Any]) -> bool:
+    """Whether a filter reads access statistics (kept only in SQLite)."""
+    return not ACCESS_FIELDS.isdisjoint(filter_keys(where))
 
 
 class _Growable:

@@ -102,7 +102,7 @@ class LayerIndex:
             return faiss.IndexFlatIP(self.dim)
         index = faiss.IndexHNSWFlat(self.dim, self.params.m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.params.ef_construction
-        index.hnsw.efSearch = self.params.ef_search or 64
+        index.hnsw.efSearch = self.params.ef_search or auto_ef_search(0)
         return index
 
     @classmethod

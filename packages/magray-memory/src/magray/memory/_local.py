@@ -36,9 +36,9 @@ from magray.memory._columns import (
     MISSING,
     LayerMeta,
     MetaRow,
-    uses_access_fields,
+    filter_keys,
 )
-from magray.memory._filters import compile_where
+from magray.memory._filters import ACCESS_FIELDS, compile_where
 from magray.memory._index import FLAT, HNSW, HNSWParams, IndexFiles, IndexLoadError, LayerIndex
 from magray.memory._sqlite import RecordDB, loads_metadata, record_columns, row_to_record
 from magray.memory._types import Hit, Layer, Record
@@ -85,19 +85,6 @@ class NewRecord:
     updated_at: float | None = None
     last_access: float | None = None
     access_count: int = 0
-
-
-def _filter_keys(where: dict[str, Any]) -> frozenset[str]:
-    """The metadata keys and record fields a filter reads."""
-    keys: set[str] = set()
-    for key, cond in where.items():
-        if key in ("$and", "$or") and isinstance(cond, list):
-            for sub in cond:
-                if isinstance(sub, dict):
-                    keys |= _filter_keys(sub)
-        else:
-            keys.add(key)
-    return frozenset(keys)
 
 
 class _SqlBase:
@@ -505,8 +492,13 @@ class LocalBackend:
         self.layers[layer] = LayerIndex.build(
             index.dim, labels, vectors, kind=kind, params=self.config.hnsw
         )
+        self._take_meta(layer, index, positions)
+
+    def _take_meta(self, layer: str, old: LayerIndex, positions: np.ndarray) -> None:
+        """The layer's filter columns for a new index holding ``old``'s ``positions`` in that
+        order (``None``, reloaded on first use, when they were not aligned with ``old``)."""
         meta = self.meta.get(layer)
-        aligned = meta is not None and meta.n == index.n
+        aligned = meta is not None and meta.n == old.n
         self.meta[layer] = meta.take(positions) if meta is not None and aligned else None
 
     def _compact_in_background(self, layer: str) -> None:
@@ -560,10 +552,7 @@ class LocalBackend:
                 died, tail, tail_labels, tail_vectors = old.changes_since(positions, snapshot_n)
                 new.remove(died.tolist())
                 new.add(tail_labels, tail_vectors)
-                meta = self.meta.get(layer)
-                order = np.concatenate([positions, tail])
-                aligned = meta is not None and meta.n == old.n
-                self.meta[layer] = meta.take(order) if meta is not None and aligned else None
+                self._take_meta(layer, old, np.concatenate([positions, tail]))
                 self.layers[layer] = new
                 self.dirty += 1
             log.info(
@@ -1074,13 +1063,13 @@ class LocalBackend:
             next_expiry = self._next_expiry
             any_expired = isinstance(next_expiry, float | int) and next_expiry <= now
             found: list[list[tuple[int, float]]] = [[] for _ in range(len(queries))]
-            reads_access = bool(where) and uses_access_fields(where or {})
+            keys = filter_keys(where or {})
+            reads_access = not ACCESS_FIELDS.isdisjoint(keys)
             in_memory = bool(where) and not reads_access
             if in_memory:
                 # The first filter on a set of keys runs as SQL (~50 ms at 100k); building the
                 # in-memory columns costs ~4x that and only pays off for the filters after it,
                 # so a one-shot `magray memory search --where` never pays for it.
-                keys = _filter_keys(where or {})
                 in_memory = keys in self._filtered_keys
                 self._filtered_keys.add(keys)
             if reads_access:
