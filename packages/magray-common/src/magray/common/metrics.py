@@ -112,8 +112,8 @@ class Histogram:
             self._max = max(self._max, value)
             if len(self._samples) < self._size:
                 self._samples.append(value)
-            else:
-                slot = self._rng.randrange(self._count)
+            else:  # keep it with probability size/count (random() is 5x cheaper than randrange)
+                slot = int(self._rng.random() * self._count)
                 if slot < self._size:
                     self._samples[slot] = value
 

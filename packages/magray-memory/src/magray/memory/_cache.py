@@ -1,10 +1,10 @@
-"""Bounded LRU caches: embeddings keyed by (model id, text hash), and search-hit rows."""
+"""Bounded caches: an LRU of embeddings keyed by (model id, text hash), and search-hit rows."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
@@ -159,7 +159,7 @@ def _nbytes(vector: np.ndarray) -> int:
     return int(vector.nbytes)
 
 
-# Python object overhead of one cached row (tuple, three str headers, dict slot), measured
+# Python object overhead of one cached row (tuple, three str headers, queue entry), measured
 # with sys.getsizeof on CPython 3.11; the character data is added per row.
 _ROW_OVERHEAD = 300
 
@@ -168,18 +168,119 @@ def _row_bytes(row: HitRow) -> int:
     return _ROW_OVERHEAD + len(row[0]) + len(row[1]) + len(row[2])
 
 
-class HitRowCache(BoundedLRU[int, HitRow]):
-    """Search-hit rows by index label.
+class HitRowCache:
+    """Search-hit rows by record label, bounded in bytes, evicted first in, first out.
 
-    A label's row never changes (any update gives the record a new label), so entries
-    never go stale; rows are written through on insert, so searches over recently added
-    records need no SQLite read at all.
+    A label's row never changes (any update gives the record a new label, and labels are
+    never reused), so entries never go stale; rows are written through on insert, so
+    searches over recently added records need no SQLite read at all.
+
+    Rows live in a list indexed by label rather than in a dict: a search reads ten random
+    rows right after faiss has walked its graph, when nothing is in the CPU cache, and a
+    list slot is one memory access where a dict probe is three (index, entry, key object):
+    7 µs of a 0.13 ms search at 100k. The list covers labels below ``slot_labels`` (8 bytes
+    each, grown on demand); rows of higher labels (a store with much churn) go to a dict.
+    A hit does not move its row to the back of the queue (an LRU's relinking costs more on
+    the hot path than the rare re-read of an evicted popular row).
 
     Args:
         max_bytes: Estimated bytes of rows kept (0 disables the cache).
+        slot_labels: Labels below this are kept in the list (default: 2M, or more with a
+            larger budget).
     """
 
-    def __init__(self, *, max_bytes: int) -> None:
-        super().__init__(
-            max_entries=(1 << 62) if max_bytes > 0 else 0, max_bytes=max_bytes, size=_row_bytes
-        )
+    def __init__(self, *, max_bytes: int, slot_labels: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.slot_labels = slot_labels if slot_labels is not None else max(1 << 21, max_bytes // 32)
+        self._slots: list[HitRow | None] = []
+        self._overflow: dict[int, HitRow] = {}
+        self._order: deque[int] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, labels: list[int]) -> tuple[list[HitRow | None], bool]:
+        """The cached row of each label (None where not cached), and whether any is missing."""
+        slots = self._slots  # only ever grows while referenced (clear() replaces it)
+        if labels and max(labels) < len(slots):
+            rows = [slots[label] for label in labels]
+        else:
+            size, overflow = len(slots), self._overflow
+            rows = [slots[lb] if lb < size else overflow.get(lb) for lb in labels]
+        missing = rows.count(None)
+        with self._lock:
+            self.hits += len(rows) - missing
+            self.misses += missing
+        return rows, missing > 0
+
+    def put_many(self, items: Iterable[tuple[int, HitRow]]) -> None:
+        if self.max_bytes <= 0:
+            return
+        with self._lock:
+            slots, overflow, order = self._slots, self._overflow, self._order
+            for label, row in items:
+                nbytes = _row_bytes(row)
+                if nbytes > self.max_bytes:
+                    continue
+                if label < self.slot_labels:
+                    if label >= len(slots):
+                        grow = min(self.slot_labels, max(label + 1, 2 * len(slots), 1024))
+                        slots.extend([None] * (grow - len(slots)))
+                    if slots[label] is not None:
+                        continue
+                    slots[label] = row
+                else:
+                    if label in overflow:
+                        continue
+                    overflow[label] = row
+                order.append(label)
+                self._bytes += nbytes
+            while self._bytes > self.max_bytes:
+                label = order.popleft()
+                if label < len(slots):
+                    evicted = slots[label]
+                    slots[label] = None
+                else:
+                    evicted = overflow.pop(label)
+                assert evicted is not None
+                self._bytes -= _row_bytes(evicted)
+
+    def put(self, label: int, row: HitRow) -> None:
+        self.put_many([(label, row)])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slots = []
+            self._overflow = {}
+            self._order = deque()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, label: object) -> bool:
+        if not isinstance(label, int):
+            return False
+        if label < len(self._slots):
+            return self._slots[label] is not None
+        return label in self._overflow
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @property
+    def hit_rate(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+    def stats(self) -> dict[str, float | int | None]:
+        return {
+            "entries": len(self._order),
+            "bytes": self._bytes,
+            "max_bytes": self.max_bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hit_rate,
+        }

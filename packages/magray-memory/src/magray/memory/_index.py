@@ -65,10 +65,20 @@ class HNSWParams:
     ef_search: int | None = None
 
 
-def _faiss() -> Any:
-    import faiss
+_FAISS: Any = None
 
-    return faiss
+
+def _faiss() -> Any:
+    global _FAISS
+    if _FAISS is None:
+        import faiss
+
+        _FAISS = faiss
+    return _FAISS
+
+
+_F32 = np.dtype(np.float32)
+_I64 = np.dtype(np.int64)
 
 
 class LayerIndex:
@@ -94,6 +104,7 @@ class LayerIndex:
         self._dupes = False
         self._dead_set: set[int] = set()
         self._plain_params: dict[int, Any] = {}
+        self._hot: tuple[int, int, Any] | None = None  # (live, k, params) of the last search
 
     # ------------------------------------------------------------ construction
     def _new_index(self, kind: str) -> Any:
@@ -268,20 +279,16 @@ class LayerIndex:
         else:
             allowed = self.live
         kk = min(k, allowed)
-        sel = None
-        if mask is not None:
+        if mask is None:
+            params = self._params(kk, ef_search)
+        else:
             bitmap = np.packbits(mask, bitorder="little")
             sel = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bitmap))
-        if self.kind == FLAT:
-            params = faiss.SearchParameters(sel=sel) if sel is not None else None
-        else:
-            ef = max(ef_search or self.params.ef_search or auto_ef_search(self.live), kk)
-            if sel is not None:
+            if self.kind == FLAT:
+                params = faiss.SearchParameters(sel=sel)
+            else:
+                ef = max(ef_search or self.params.ef_search or auto_ef_search(self.live), kk)
                 params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
-            else:  # the common case: reuse one parameter object per ef
-                params = self._plain_params.get(ef)
-                if params is None:
-                    params = self._plain_params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
         q = np.ascontiguousarray(queries, dtype=np.float32)
         scores, ids = self.index.search(q, kk, params=params)
         out = []
@@ -289,6 +296,47 @@ class LayerIndex:
             ok = row_ids >= 0
             out.append((self._labels[row_ids[ok]], row_scores[ok]))
         return out
+
+    def search_one(
+        self, query: np.ndarray, k: int, *, ef_search: int | None = None
+    ) -> tuple[list[int], list[float]]:
+        """Top-k ``(labels, scores)`` of one query among the live positions, best first.
+
+        The search hot path: no mask, one faiss call into buffers of exactly ``k``, and
+        plain lists out. A layer with tombstones goes through :meth:`search_many`.
+        """
+        live = self.n - self.dead
+        if self.dead or live == 0 or k <= 0:
+            labels, scores = self.search_many(query.reshape(1, -1), k, ef_search=ef_search)[0]
+            return labels.tolist(), scores.tolist()
+        kk = k if k < live else live
+        if query.dtype is not _F32 or not query.flags.c_contiguous:
+            query = np.ascontiguousarray(query, dtype=np.float32)
+        hot = self._hot  # the default parameters for the current size and k
+        if ef_search is None and hot is not None and hot[0] == live and hot[1] == kk:
+            params = hot[2]
+        else:
+            params = self._params(kk, ef_search)
+            if ef_search is None:
+                self._hot = (live, kk, params)
+        ptr = (_FAISS or _faiss()).swig_ptr
+        scores = np.empty(kk, dtype=_F32)
+        ids = np.empty(kk, dtype=_I64)
+        self.index.search_c(1, ptr(query), kk, ptr(scores), ptr(ids), params)
+        if ids[kk - 1] < 0:  # fewer than kk found: faiss pads with -1
+            ok = ids >= 0
+            ids, scores = ids[ok], scores[ok]
+        return self._labels[ids].tolist(), scores.tolist()
+
+    def _params(self, k: int, ef_search: int | None) -> Any:
+        """Search parameters without a selector (one object per efSearch, reused)."""
+        if self.kind == FLAT:
+            return None
+        ef = max(ef_search or self.params.ef_search or auto_ef_search(self.live), k)
+        params = self._plain_params.get(ef)
+        if params is None:
+            params = self._plain_params[ef] = _faiss().SearchParametersHNSW(efSearch=ef)
+        return params
 
     def _exact(
         self, queries: np.ndarray, k: int, pos: np.ndarray

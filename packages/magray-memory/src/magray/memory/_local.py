@@ -18,9 +18,9 @@ Consistency model:
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from magray.common.log import get_logger
+from magray.memory._access import AccessLog
 from magray.memory._cache import HitRow, HitRowCache
 from magray.memory._columns import (
     MISSING,
@@ -47,10 +48,6 @@ from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 __all__ = ["BackendConfig", "LocalBackend", "NewRecord"]
 
 log = get_logger("magray.memory")
-
-# Search hits are counted in memory and written with the next write, on close, when 8192
-# records have pending counts, or after this many seconds (whichever comes first).
-TOUCH_FLUSH_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -205,8 +202,8 @@ class LocalBackend:
         self.dirty = 0
         self.status: dict[str, Any] = {"index": "empty"}
         self._data_version = self.db.data_version()
-        self._touches: dict[str, tuple[int, float]] = {}
-        self._touched_at = time.monotonic()
+        self._wal_header: bytes | None = None
+        self._access = AccessLog()
         self._hit_cache = HitRowCache(max_bytes=self.config.hit_cache_bytes)
         self._next_expiry: float | EllipsisType | None = ...  # ... = unknown, re-read
         self._compactions: dict[str, threading.Thread] = {}
@@ -384,6 +381,10 @@ class LocalBackend:
     def refresh(self) -> None:
         """Catch up with commits of other connections, if there were any."""
         with self._mutex:
+            header = self.db.wal_header()  # read before data_version: a commit in between
+            if header is not None and header == self._wal_header:  # is caught next time
+                return
+            self._wal_header = header
             version = self.db.data_version()
             if version != self._data_version:
                 self._data_version = version
@@ -905,21 +906,13 @@ class LocalBackend:
     def touch(self, ids: Sequence[str], now: float) -> None:
         """Count a search hit for each id (buffered; flushed with the next write or close)."""
         with self._mutex:
-            for record_id in ids:
-                count, _ = self._touches.get(record_id, (0, now))
-                self._touches[record_id] = (count + 1, now)
-            if (
-                len(self._touches) >= 8192
-                or time.monotonic() - self._touched_at > TOUCH_FLUSH_SECONDS
-            ):
+            if self._access.add(ids, now):
                 self._flush_touches()
 
     def _flush_touches(self) -> None:
-        self._touched_at = time.monotonic()
-        if not self._touches:
+        items = self._access.drain()
+        if not items:
             return
-        items = [(c, t, record_id) for record_id, (c, t) in self._touches.items()]
-        self._touches = {}
         # Access counts are statistics, not data: no fsync for them (WAL + NORMAL still
         # survives a process crash; a power cut may lose the last few counts).
         self.db.conn.execute("PRAGMA synchronous=NORMAL")
@@ -1037,9 +1030,31 @@ class LocalBackend:
         ef_search: int | None = None,
     ) -> list[Hit]:
         """Exact top-k (approximate only inside large HNSW layers) among matching live records."""
-        return self.search_many(
-            query.reshape(1, -1), k, layers=layers, where=where, now=now, ef_search=ef_search
-        )[0]
+        if where:
+            return self.search_many(
+                query.reshape(1, -1), k, layers=layers, where=where, now=now, ef_search=ef_search
+            )[0]
+        with self._mutex:  # the hot path: one query, no filter
+            self.refresh()
+            any_expired = self._any_expired(now)
+            parts = []
+            for layer in layers:
+                index = self.layers.get(layer)  # Layer is a StrEnum: it hashes as its value
+                if index is None or index.n == index.dead:
+                    continue
+                mask = self._unexpired_mask(layer, index, now) if any_expired else None
+                if mask is None:
+                    parts.append(index.search_one(query, k, ef_search=ef_search))
+                else:
+                    labels, scores = index.search_many(
+                        query.reshape(1, -1), k, mask=mask, ef_search=ef_search
+                    )[0]
+                    parts.append((labels.tolist(), scores.tolist()))
+            if len(parts) == 1 and all(map(operator.gt, parts[0][1], parts[0][1][1:])):
+                top = parts[0]  # strictly decreasing scores: faiss's order is already final
+            else:
+                top = _top([item for part in parts for item in zip(*part, strict=True)], k)
+            return self._hits([top])[0]
 
     def search_many(
         self,
@@ -1055,13 +1070,7 @@ class LocalBackend:
         sql, params = compile_where(where)
         with self._mutex:
             self.refresh()
-            if self._next_expiry is ...:
-                row = self.db.conn.execute(  # the partial index, not a table scan
-                    "SELECT min(expires_at) FROM records WHERE expires_at IS NOT NULL"
-                ).fetchone()
-                self._next_expiry = row[0]
-            next_expiry = self._next_expiry
-            any_expired = isinstance(next_expiry, float | int) and next_expiry <= now
+            any_expired = self._any_expired(now)
             found: list[list[tuple[int, float]]] = [[] for _ in range(len(queries))]
             keys = filter_keys(where or {})
             reads_access = not ACCESS_FIELDS.isdisjoint(keys)
@@ -1092,13 +1101,7 @@ class LocalBackend:
                     )
                     mask = index.mask_of(allow)
                 elif any_expired:
-                    deny = self._labels(
-                        "SELECT label FROM records WHERE layer = ? AND expires_at <= ?",
-                        [layer.value, now],
-                    )
-                    if len(deny):
-                        mask = index.alive_mask()
-                        mask[index.positions(deny)] = False
+                    mask = self._unexpired_mask(layer.value, index, now)
                 results = index.search_many(
                     queries,
                     k,
@@ -1108,28 +1111,53 @@ class LocalBackend:
                 )
                 for i, (labels, scores) in enumerate(results):
                     found[i].extend(zip(labels.tolist(), scores.tolist(), strict=True))
-            tops = []
-            for items in found:
-                items.sort(key=lambda item: (-item[1], item[0]))
-                tops.append(items[:k])
-            rows = self._hit_rows([label for top in tops for label, _ in top])
-            return [
-                [
-                    Hit(row[0], score, row[1], loads_metadata(row[2]), row[3])
-                    for label, score in top
-                    if (row := rows.get(label)) is not None  # None: deleted meanwhile
-                ]
-                for top in tops
-            ]
+            return self._hits([_top(items, k) for items in found])
 
-    def _hit_rows(self, labels: list[int]) -> dict[int, HitRow]:
-        """The rows of ``labels``: from the hit cache, the rest from SQLite (then cached)."""
-        rows, missing = self._hit_cache.get_many(labels)
+    def _any_expired(self, now: float) -> bool:
+        """Whether some record's TTL has passed by ``now`` (its time is cached per change)."""
+        if self._next_expiry is ...:
+            row = self.db.conn.execute(  # the partial index, not a table scan
+                "SELECT min(expires_at) FROM records WHERE expires_at IS NOT NULL"
+            ).fetchone()
+            self._next_expiry = row[0]
+        next_expiry = self._next_expiry
+        return isinstance(next_expiry, float | int) and next_expiry <= now
+
+    def _unexpired_mask(self, layer: str, index: LayerIndex, now: float) -> np.ndarray | None:
+        """The live positions of ``layer`` minus its expired records (None: none expired)."""
+        deny = self._labels(
+            "SELECT label FROM records WHERE layer = ? AND expires_at <= ?", [layer, now]
+        )
+        if not len(deny):
+            return None
+        mask = index.alive_mask()
+        mask[index.positions(deny)] = False
+        return mask
+
+    def _hits(self, tops: list[tuple[list[int], list[float]]]) -> list[list[Hit]]:
+        """Hits for ``(labels, scores)`` pairs (a label deleted meanwhile is dropped)."""
+        labels = [label for top in tops for label in top[0]]
+        rows, missing = self._hit_cache.lookup(labels)
         if missing:
-            fetched = self.db.hit_rows(list(dict.fromkeys(missing)))
+            absent = [lb for lb, row in zip(labels, rows, strict=True) if row is None]
+            fetched = self.db.hit_rows(absent)
             self._hit_cache.put_many(fetched.items())
-            rows.update(fetched)
-        return rows
+            rows = [
+                row if row is not None else fetched.get(lb)
+                for lb, row in zip(labels, rows, strict=True)
+            ]
+        out: list[list[Hit]] = []
+        at = 0
+        loads = loads_metadata
+        for _, scores in tops:
+            hits = []
+            for score, row in zip(scores, rows[at : at + len(scores)], strict=True):
+                if row is not None:  # None: deleted meanwhile
+                    record_id, text, metadata, layer = row
+                    hits.append(Hit(record_id, score, text, loads(metadata), layer))
+            out.append(hits)
+            at += len(scores)
+        return out
 
     def _labels(self, sql: str, params: list[Any]) -> np.ndarray:
         cursor = self.db.conn.execute(sql, params)
@@ -1323,3 +1351,11 @@ class LocalBackend:
             finally:
                 self._closed = True
                 self.db.close()
+
+
+def _top(items: list[tuple[int, float]], k: int) -> tuple[list[int], list[float]]:
+    """The best ``k`` of ``(label, score)`` pairs as ``(labels, scores)``: score descending,
+    then label (ties are broken the same way whichever layers or index kinds found them)."""
+    items.sort(key=lambda item: (-item[1], item[0]))
+    best = items[:k]
+    return [label for label, _ in best], [score for _, score in best]

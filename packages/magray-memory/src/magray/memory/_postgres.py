@@ -37,8 +37,9 @@ import numpy as np
 
 from magray.common.errors import DependencyMissingError, InvalidInputError, StorageError
 from magray.common.log import get_logger
+from magray.memory._access import AccessLog
 from magray.memory._columns import uses_access_fields
-from magray.memory._local import TOUCH_FLUSH_SECONDS, NewRecord
+from magray.memory._local import NewRecord
 from magray.memory._pgfilters import compile_where_pg
 from magray.memory._types import Hit, Layer, Record
 from magray.memory.errors import DuplicateIdError, RecordNotFoundError
@@ -196,8 +197,7 @@ class PostgresBackend:
         self.location = f"{self.dsn} (schema {self.schema})"
         self._s = f'"{self.schema}"'
         self._lock_key = zlib.crc32(f"magray-memory:{self.schema}".encode())
-        self._touches: dict[str, tuple[int, float]] = {}
-        self._touched_at = time.monotonic()
+        self._access = AccessLog()
         self._mutex = threading.RLock()
         self._closed = False
         try:
@@ -664,22 +664,14 @@ class PostgresBackend:
     def touch(self, ids: Sequence[str], now: float) -> None:
         """Count a search hit for each id (buffered; written with the next write or read)."""
         with self._mutex:
-            for record_id in ids:
-                count, _ = self._touches.get(record_id, (0, now))
-                self._touches[record_id] = (count + 1, now)
-            due = (
-                len(self._touches) >= 8192
-                or time.monotonic() - self._touched_at > TOUCH_FLUSH_SECONDS
-            )
+            due = self._access.add(ids, now)
         if due:
             self.flush()
 
     def flush(self) -> None:
         """Write buffered access counts now."""
         with self._mutex:
-            self._touched_at = time.monotonic()
-            items = [(c, t, record_id) for record_id, (c, t) in sorted(self._touches.items())]
-            self._touches = {}
+            items = self._access.drain()
         if not items:
             return
 
@@ -975,7 +967,7 @@ class PostgresBackend:
             "bytes": {"db": table, "index": index},
             "history_events": history,
             "index_status": {"index": "postgres"},
-            "unsaved_changes": len(self._touches),
+            "unsaved_changes": len(self._access),
         }
 
     def consistency(self) -> dict[str, dict[str, int | bool]]:

@@ -37,6 +37,7 @@ log = get_logger("magray.memory")
 
 MAX_ID_CHARS = 256
 _ALL_LAYERS = list(Layer)
+_F32 = np.dtype(np.float32)
 MAX_K = 10_000
 _UNSET: Any = ...
 
@@ -296,10 +297,12 @@ class MemoryStore:
         the common case on the search hot path; anything else goes through :meth:`_vectors`)."""
         if (
             isinstance(query, np.ndarray)
-            and query.dtype == np.float32
+            and query.dtype is _F32  # builtin dtypes are singletons
             and query.shape == (self.dim,)
         ):
             norm2 = float(np.dot(query, query))  # NaN/inf anywhere -> non-finite
+            if abs(norm2 - 1.0) <= 1e-6:  # already unit length (an embedder's output)
+                return query
             if math.isfinite(norm2) and norm2 > 0:
                 return query / np.float32(math.sqrt(norm2))
         vector: np.ndarray = self._vectors(query, 1)[0]
@@ -667,20 +670,19 @@ class MemoryStore:
             qvec = self._query_vector(query)
         fetch = min(MAX_K, k * self.settings.rerank_candidates) if rerank else k
         now = self.clock()
-        with self._search_latency.time():
-            found = self._backend.search(
-                qvec,
-                fetch,
-                layers=chosen,
-                where=dict(where) if where else None,
-                now=now,
-                ef_search=ef_search,
-            )
+        start = time.perf_counter()
+        hits = self._backend.search(
+            qvec,
+            fetch,
+            layers=chosen,
+            where=dict(where) if where else None,
+            now=now,
+            ef_search=ef_search,
+        )
+        self._search_latency.observe((time.perf_counter() - start) * 1000.0)
         self._search_calls.inc()
-        hits = found
         if rerank:
-            hits = self._rerank(text_query, hits, k)
-        hits = hits[:k]
+            hits = self._rerank(text_query, hits, k)[:k]
         self._backend.touch([h.id for h in hits], now)
         return hits
 

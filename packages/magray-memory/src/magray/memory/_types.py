@@ -44,7 +44,7 @@ class Layer(StrEnum):
         return order[i + 1] if i + 1 < len(order) else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hit:
     """One search result.
 

@@ -1,0 +1,194 @@
+"""The single-query search path: same answers as the general path, cheap bookkeeping.
+
+``MemoryStore.search`` without a filter runs a lean path (one faiss call per layer into
+small buffers, a WAL-header freshness check, a logged access count); these tests hold it
+to the results of ``search_many`` and of brute force, and check each shortcut's fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from magray.common.settings import MemorySettings
+from magray.memory import Hit, Layer, MemoryStore
+from magray.memory._access import TOUCH_FLUSH_HITS, AccessLog
+from magray.memory._cache import HitRowCache
+from magray.memory._local import LocalBackend
+from memtestkit import unit_vectors
+
+DIM = 16
+
+
+def _local(store: MemoryStore) -> LocalBackend:
+    backend = store._backend
+    assert isinstance(backend, LocalBackend)
+    return backend
+
+
+def _store(path: Path, **settings: object) -> MemoryStore:
+    return MemoryStore.open(
+        path,
+        None,
+        dim=DIM,
+        settings=MemorySettings(dedupe=False, **settings),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("flat_threshold", [10_000, 50])  # a flat layer, an HNSW layer
+def test_single_query_path_matches_search_many_and_brute_force(
+    tmp_path: Path, flat_threshold: int
+) -> None:
+    n = 300
+    vectors = unit_vectors(n, DIM, seed=1, clusters=5)
+    queries = unit_vectors(20, DIM, seed=2, clusters=5)
+    with _store(tmp_path / "s", flat_threshold=flat_threshold, hnsw_ef_search=400) as store:
+        ids = store.add([f"t{i}" for i in range(n)], vectors=vectors, layer="assets")
+        kind = store.stats()["layers"]["assets"]["index"]
+        assert kind == ("flat" if flat_threshold > n else "hnsw")
+        many = store.search_many(queries, k=7)
+        for q, batch in zip(queries, many, strict=True):
+            one = store.search(q, k=7)
+            assert [(h.id, h.text) for h in one] == [(h.id, h.text) for h in batch]
+            assert [h.score for h in one] == pytest.approx([h.score for h in batch], abs=1e-6)
+            exact = np.argsort(-(vectors @ q), kind="stable")[:7]
+            assert [h.id for h in one] == [ids[i] for i in exact]
+
+
+def test_ties_are_ordered_by_insertion_on_every_path(tmp_path: Path) -> None:
+    """Equal scores (identical vectors) come back oldest first whatever path found them."""
+    v = unit_vectors(1, DIM, seed=3)
+    other = unit_vectors(3, DIM, seed=4)
+    with _store(tmp_path / "s") as store:
+        ids = store.add([f"same {i}" for i in range(6)], vectors=np.repeat(v, 6, axis=0))
+        store.add(["a", "b", "c"], vectors=other, layer="insights")
+        one = [h.id for h in store.search(v[0], k=6)]
+        assert one == ids
+        assert [h.id for h in store.search_many(v, k=6)[0]] == ids
+        assert [h.id for h in store.search(v[0], k=6, layers=["interact"])] == ids
+
+
+def test_k_beyond_the_layer_and_empty_layers(tmp_path: Path) -> None:
+    vectors = unit_vectors(4, DIM, seed=5)
+    with _store(tmp_path / "s") as store:
+        assert store.search(vectors[0], k=10) == []
+        store.add(["a", "b", "c", "d"], vectors=vectors, layer="insights")
+        hits = store.search(vectors[0], k=10)
+        assert len(hits) == 4
+        assert hits[0].text == "a"
+        assert hits[0].layer is Layer.INSIGHTS
+
+
+def test_tombstones_and_expired_records_never_come_back(tmp_path: Path) -> None:
+    clock = [1000.0]
+    vectors = unit_vectors(40, DIM, seed=6)
+    with _store(tmp_path / "s", tombstone_ratio=0.9) as store:
+        store.clock = lambda: clock[0]
+        ids = store.add([f"t{i}" for i in range(20)], vectors=vectors[:20], layer="interact")
+        keep = store.add([f"k{i}" for i in range(20)], vectors=vectors[20:], layer="assets")
+        store.delete(ids[:5])
+        assert store.stats()["layers"]["interact"]["tombstones"] == 5
+        found = {h.id for q in vectors[:20] for h in store.search(q, k=3)}
+        assert not found & set(ids[:5])
+        clock[0] += 2 * 86_400  # past interact's 24 h TTL: only assets remain
+        found = {h.id for q in vectors for h in store.search(q, k=3)}
+        assert found <= set(keep)
+
+
+def test_an_already_unit_query_is_used_as_is_and_others_are_normalised(tmp_path: Path) -> None:
+    vectors = unit_vectors(30, DIM, seed=7)
+    with _store(tmp_path / "s") as store:
+        store.add([f"t{i}" for i in range(30)], vectors=vectors)
+        unit = store.search(vectors[4], k=5)
+        scaled = store.search(vectors[4] * np.float32(3.0), k=5)
+        assert [h.id for h in unit] == [h.id for h in scaled]
+        assert [h.score for h in unit] == pytest.approx([h.score for h in scaled], abs=1e-6)
+        assert unit[0].score == pytest.approx(1.0, abs=1e-6)
+        strided = np.repeat(vectors[4], 2)[::2]  # not contiguous: copied before faiss
+        assert [h.id for h in store.search(strided, k=5)] == [h.id for h in unit]
+
+
+def test_another_connections_commit_is_seen_through_the_wal_header(tmp_path: Path) -> None:
+    vectors = unit_vectors(3, DIM, seed=8)
+    path = tmp_path / "s"
+    with _store(path) as store, _store(path) as other:
+        store.add(["a"], vectors=vectors[:1], ids=["a"])
+        before = _local(store).db.wal_header()
+        assert before is not None
+        assert len(before) == 48
+        assert store.search(vectors[0], k=1)[0].id == "a"
+        other.add(["b"], vectors=vectors[1:2], ids=["b"])
+        assert _local(store).db.wal_header() != before
+        assert store.search(vectors[1], k=1)[0].id == "b"
+        other.delete(["b"])
+        assert store.search(vectors[1], k=1)[0].id == "a"
+        # a raw SQLite write that only touches a row is seen too (it changes data_version)
+        with sqlite3.connect(path / "memory.db") as conn:
+            conn.execute("UPDATE records SET importance = 0.9 WHERE id = 'a'")
+        assert store.get(["a"])[0].importance == pytest.approx(0.9)
+
+
+def test_without_a_readable_wal_header_every_search_asks_sqlite(tmp_path: Path) -> None:
+    vectors = unit_vectors(2, DIM, seed=9)
+    path = tmp_path / "s"
+    with _store(path) as store, _store(path) as other:
+        _local(store).db.wal_header = lambda: None  # type: ignore[method-assign]
+        store.add(["a"], vectors=vectors[:1], ids=["a"])
+        assert store.search(vectors[0], k=1)[0].id == "a"
+        other.add(["b"], vectors=vectors[1:], ids=["b"])
+        assert store.search(vectors[1], k=1)[0].id == "b"
+
+
+def test_access_log_folds_counts_per_id() -> None:
+    log = AccessLog()
+    assert not log.add(["b", "a"], 10.0)
+    assert not log.add(["a"], 12.0)
+    assert not log.add(["a", "c"], 11.0)
+    assert len(log) == 5
+    assert log.drain() == [(3, 12.0, "a"), (1, 10.0, "b"), (1, 11.0, "c")]
+    assert len(log) == 0
+    assert log.drain() == []
+    due = [log.add(["x"] * 1024, 1.0) for _ in range(TOUCH_FLUSH_HITS // 1024)]
+    assert due[-1]
+    assert not any(due[:-1])
+
+
+def test_search_hits_are_counted_once_each(tmp_path: Path) -> None:
+    vectors = unit_vectors(5, DIM, seed=10)
+    with _store(tmp_path / "s") as store:
+        ids = store.add([f"t{i}" for i in range(5)], vectors=vectors)
+        for _ in range(3):
+            store.search(vectors[0], k=2)
+        store.search(vectors[1], k=1)
+        counts = {r.id: r.access_count for r in store.get(ids)}
+    top2 = {h for h in counts if counts[h] >= 3}
+    assert ids[0] in top2
+    assert counts[ids[1]] >= 1
+    assert sum(counts.values()) == 3 * 2 + 1
+
+
+def test_hit_row_cache_is_first_in_first_out() -> None:
+    row = ("id", "text", "{}", Layer.ASSETS)
+    cache = HitRowCache(max_bytes=3 * (300 + 10))
+    cache.put_many([(1, row), (2, row), (3, row)])
+    rows, missing = cache.lookup([1, 4])
+    assert rows == [row, None]
+    assert missing
+    cache.put(5, row)  # the oldest (1) goes although it was just hit
+    assert 1 not in cache
+    assert cache.lookup([2, 3, 5]) == ([row, row, row], False)
+    assert (cache.hits, cache.misses) == (4, 1)
+
+
+def test_hits_are_plain_dataclasses(tmp_path: Path) -> None:
+    vectors = unit_vectors(1, DIM, seed=11)
+    with _store(tmp_path / "s") as store:
+        store.add(["x"], [{"k": 1}], vectors=vectors, ids=["x"])
+        hit = store.search(vectors[0], k=1)[0]
+    assert isinstance(hit, Hit)
+    assert dataclasses.asdict(hit)["metadata"] == {"k": 1}
+    assert dataclasses.replace(hit, score=0.5).score == 0.5
