@@ -192,3 +192,99 @@ def test_hits_are_plain_dataclasses(tmp_path: Path) -> None:
     assert isinstance(hit, Hit)
     assert dataclasses.asdict(hit)["metadata"] == {"k": 1}
     assert dataclasses.replace(hit, score=0.5).score == 0.5
+
+
+def test_a_full_access_log_is_written_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search that fills the log does not wait for the UPDATEs; a read of the counts
+    waits for them."""
+    import threading
+
+    monkeypatch.setattr("magray.memory._access.TOUCH_FLUSH_HITS", 10)
+    vectors = unit_vectors(20, DIM, seed=12)
+    with _store(tmp_path / "s") as store:
+        ids = store.add([f"t{i}" for i in range(20)], vectors=vectors)
+        backend = _local(store)
+        started, release = threading.Event(), threading.Event()
+        written: list[int] = []
+
+        def hold(records: int) -> None:
+            written.append(records)
+            started.set()
+            assert release.wait(30)
+
+        backend._on_access_written = hold
+        for q in vectors[:2]:
+            store.search(q, k=5)  # 10 hits: due, handed to the writer thread
+        assert started.wait(30)
+        assert backend._access_writer is not None
+        assert backend._access_writer.is_alive()
+        for q in vectors[2:6]:  # searches go on while the writer is held
+            assert len(store.search(q, k=5)) == 5
+        release.set()
+        counts = {r.id: r.access_count for r in store.get(ids)}  # joins, then writes the rest
+        assert written == [len({h for q in vectors[:2] for h in _ids(store, q)})]
+        assert sum(counts.values()) == 6 * 5
+
+
+def _ids(store: MemoryStore, q: np.ndarray) -> list[str]:
+    backend = _local(store)
+    labels, _ = backend.layers["interact"].search_one(q, 5)
+    return [row[0] for row in backend.db.hit_rows(labels).values()]
+
+
+def test_a_failed_background_write_loses_only_those_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("magray.memory._access.TOUCH_FLUSH_HITS", 5)
+    vectors = unit_vectors(10, DIM, seed=13)
+    with _store(tmp_path / "s") as store:
+        ids = store.add([f"t{i}" for i in range(10)], vectors=vectors)
+        backend = _local(store)
+
+        def broken() -> sqlite3.Connection:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        backend.db.connect_side = broken  # type: ignore[method-assign]
+        store.search(vectors[0], k=5)  # due: the writer fails and logs a warning
+        backend._join_access_writer()
+        assert len(store.search(vectors[1], k=3)) == 3  # below the threshold: kept
+        counts = {r.id: r.access_count for r in store.get(ids)}
+        assert sum(counts.values()) == 3
+
+
+def test_hit_row_cache_keeps_high_labels_in_its_overflow_and_evicts_both() -> None:
+    def row(i: int) -> tuple[str, str, str, Layer]:
+        return (f"i{i:03d}", "t", "{}", Layer.ASSETS)
+
+    size = 300 + 4 + 1 + 2  # the estimate: overhead + id + text + metadata JSON
+    cache = HitRowCache(max_bytes=4 * size, slot_labels=8)
+    cache.put_many([(3, row(3)), (100, row(100)), (5, row(5)), (7, row(7))])
+    assert len(cache._slots) == 8  # grown up to slot_labels, no further
+    assert cache._overflow == {100: row(100)}
+    assert cache.lookup([5, 100, 3]) == ([row(5), row(100), row(3)], False)
+    assert cache.lookup([6, 200]) == ([None, None], True)
+    cache.put(3, ("changed", "t", "{}", Layer.ASSETS))  # a label's row never changes: kept
+    assert cache.lookup([3])[0] == [row(3)]
+    cache.put_many([(1, row(1)), (101, row(101))])  # two over budget: 3 and 100 go first
+    assert 3 not in cache
+    assert 100 not in cache
+    assert [lb in cache for lb in (5, 7, 1, 101)] == [True] * 4
+    assert cache.nbytes == 4 * size
+    cache.clear()
+    assert len(cache) == 0
+    assert cache.lookup([5]) == ([None], True)
+
+
+def test_a_reopened_store_reserves_hit_row_slots_up_to_its_highest_label(tmp_path: Path) -> None:
+    vectors = unit_vectors(30, DIM, seed=14)
+    with _store(tmp_path / "s") as store:
+        store.add([f"t{i}" for i in range(30)], vectors=vectors)
+    with _store(tmp_path / "s") as store:
+        slots = _local(store)._hit_cache._slots
+        assert len(slots) == 31  # labels start at 1
+        assert len(store.search(vectors[3], k=4)) == 4
+        assert _local(store)._hit_cache._slots is slots  # the search did not grow it
+    with _store(tmp_path / "off", hit_cache_bytes=0) as store:
+        assert _local(store)._hit_cache._slots == []

@@ -184,6 +184,7 @@ class RecordDB:
 
     def __init__(self, path: Path, *, busy_timeout: float = 60.0) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         try:
             self.conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -246,6 +247,16 @@ class RecordDB:
                 step(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    def connect_side(self) -> sqlite3.Connection:
+        """A second connection to the same file (autocommit, ``synchronous=NORMAL``), for
+        writes that should not wait behind this one's thread."""
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
     def close(self) -> None:
         if self._shm_fd is not None:
             os.close(self._shm_fd)
@@ -288,6 +299,11 @@ class RecordDB:
         except OSError:
             return None
         return header if len(header) == 48 else None
+
+    def max_label(self) -> int:
+        """The highest record label in use (0 for an empty store)."""
+        row = self.conn.execute("SELECT max(label) FROM records").fetchone()
+        return int(row[0] or 0)
 
     def last_seq(self) -> int:
         row = self.conn.execute("SELECT max(seq) FROM changes").fetchone()
