@@ -195,3 +195,38 @@ def test_dropped_connections_are_retried(
             "after",
         }
     assert backoffs  # the killed connection failed once and the transaction was retried
+
+
+def test_ef_search_follows_the_table_size_as_on_local(
+    pg_server_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, efSearch comes from auto_ef_search of the table's row estimate (or a bounded
+    count before PostgreSQL has analysed it), cached for 30 s."""
+    from magray.memory import _postgres
+    from memtestkit import fresh_schema
+
+    seen: list[int] = []
+
+    def recording(live: int) -> int:
+        seen.append(live)
+        return 64
+
+    monkeypatch.setattr(_postgres, "auto_ef_search", recording)
+    vecs = unit_vectors(30, 8, seed=6)
+    with MemoryStore.open(fresh_schema(pg_server_dsn), None, dim=8) as store:
+        store.add([f"t{i}" for i in range(30)], vectors=vecs)
+        assert store.search(vecs[3], k=2)[0].text == "t3"
+        store.search(vecs[4], k=2)  # cached: not asked again
+        assert seen == [30]
+        backend = store.backend
+        with backend._tx() as conn:  # type: ignore[attr-defined]
+            conn.execute(f"ANALYZE {backend._s}.records")  # type: ignore[attr-defined]
+        backend._ef_auto = None  # type: ignore[attr-defined]
+        store.search(vecs[5], k=2)
+        assert seen == [30, 30]
+    with MemoryStore.open(
+        fresh_schema(pg_server_dsn), None, dim=8, settings=MemorySettings(hnsw_ef_search=80)
+    ) as store:
+        store.add(["x"], vectors=vecs[:1])
+        store.search(vecs[0], k=1)
+    assert seen == [30, 30]  # a configured efSearch is used as it is

@@ -39,6 +39,7 @@ from magray.common.errors import DependencyMissingError, InvalidInputError, Stor
 from magray.common.log import get_logger
 from magray.memory._access import AccessLog
 from magray.memory._columns import uses_access_fields
+from magray.memory._index import auto_ef_search
 from magray.memory._local import NewRecord
 from magray.memory._pgfilters import compile_where_pg
 from magray.memory._types import Hit, Layer, Record
@@ -198,6 +199,7 @@ class PostgresBackend:
         self._s = f'"{self.schema}"'
         self._lock_key = zlib.crc32(f"magray-memory:{self.schema}".encode())
         self._access = AccessLog()
+        self._ef_auto: tuple[float, int] | None = None  # (when, efSearch) for the table's size
         self._mutex = threading.RLock()
         self._closed = False
         try:
@@ -828,11 +830,11 @@ class PostgresBackend:
         )
         base_args: list[Any] = [names, now, *params]
         limit = self.settings.exact_filter_limit
-        ef = max(int(ef_search or self.settings.hnsw_ef_search or 64), k)
 
         def run() -> list[list[Hit]]:
             out: list[list[Hit]] = []
             with self._tx() as conn:
+                ef = max(int(ef_search or self.settings.hnsw_ef_search or self._auto_ef(conn)), k)
                 if where:
                     # Exact when few records match (as on local); otherwise HNSW, which
                     # pgvector filters after the scan: a wide candidate list keeps k hits.
@@ -869,6 +871,24 @@ class PostgresBackend:
             return out
 
         return self._retry(run)
+
+    def _auto_ef(self, conn: Any) -> int:
+        """The HNSW search breadth for the table's size, as on ``local`` (:func:`auto_ef_search`):
+        the size is PostgreSQL's row estimate (``reltuples``), read at most every 30 s."""
+        cached = self._ef_auto
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < 30.0:
+            return cached[1]
+        row = conn.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            (f"{self.schema}.records",),
+        ).fetchone()
+        rows = int(row[0]) if row is not None and row[0] is not None else -1
+        if rows < 0:  # never analysed: count what is there, up to where ef starts to grow
+            rows = self._bounded_count(conn, 100_000)
+        ef = auto_ef_search(rows)
+        self._ef_auto = (now, ef)
+        return ef
 
     @staticmethod
     def _planner(conn: Any, *, exact: bool) -> None:
