@@ -15,10 +15,21 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["Clock", "HashingEmbedder", "fresh_schema", "start_pgserver", "unit_vectors"]
+if TYPE_CHECKING:
+    from magray.memory import MemoryStore
+
+__all__ = [
+    "Clock",
+    "HashingEmbedder",
+    "fresh_schema",
+    "start_pgserver",
+    "unit_vectors",
+    "vector_store",
+]
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -115,3 +126,16 @@ def fresh_schema(dsn: str) -> str:
     """``dsn`` pointing at a new, unique store schema (tests never share a store)."""
     sep = "&" if "?" in dsn else "?"
     return f"{dsn}{sep}schema=t_{uuid.uuid4().hex[:16]}"
+
+
+def vector_store(path: Path, dim: int, **settings: object) -> MemoryStore:
+    """A local store of caller-supplied vectors (no embedder), dedupe off, other settings given."""
+    from magray.common.settings import MemorySettings
+    from magray.memory import MemoryStore
+
+    return MemoryStore.open(
+        path,
+        None,
+        dim=dim,
+        settings=MemorySettings(dedupe=False, **settings),  # type: ignore[arg-type]
+    )

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from magray.common.settings import MemorySettings
 from magray.memory import Layer, MemoryStore
 from magray.memory._cache import BoundedLRU, EmbeddingCache, HitRowCache
-from memtestkit import unit_vectors
+from memtestkit import unit_vectors, vector_store
 
 DIM = 16
 
@@ -53,12 +52,7 @@ def test_zero_sized_caches_keep_nothing() -> None:
 
 
 def _store(path: Path, **settings: object) -> MemoryStore:
-    return MemoryStore.open(
-        path,
-        None,
-        dim=DIM,
-        settings=MemorySettings(dedupe=False, **settings),  # type: ignore[arg-type]
-    )
+    return vector_store(path, DIM, **settings)
 
 
 def test_added_rows_are_cached_and_hits_match_sqlite(tmp_path: Path) -> None:

@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from magray.common.settings import MemorySettings
 from magray.memory import Hit, Layer, MemoryStore
 from magray.memory._access import TOUCH_FLUSH_HITS, AccessLog
 from magray.memory._cache import HitRowCache
 from magray.memory._local import LocalBackend
-from memtestkit import unit_vectors
+from memtestkit import unit_vectors, vector_store
 
 DIM = 16
 
@@ -31,12 +30,7 @@ def _local(store: MemoryStore) -> LocalBackend:
 
 
 def _store(path: Path, **settings: object) -> MemoryStore:
-    return MemoryStore.open(
-        path,
-        None,
-        dim=DIM,
-        settings=MemorySettings(dedupe=False, **settings),  # type: ignore[arg-type]
-    )
+    return vector_store(path, DIM, **settings)
 
 
 @pytest.mark.parametrize("flat_threshold", [10_000, 50])  # a flat layer, an HNSW layer

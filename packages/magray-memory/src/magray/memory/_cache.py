@@ -26,7 +26,38 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class BoundedLRU(Generic[K, V]):
+class _Counted:
+    """Byte and hit/miss bookkeeping shared by the caches."""
+
+    max_bytes: int
+    _bytes: int
+    hits: int
+    misses: int
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @property
+    def hit_rate(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+    def stats(self) -> dict[str, float | int | None]:
+        return {
+            "entries": len(self),
+            "bytes": self._bytes,
+            "max_bytes": self.max_bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hit_rate,
+        }
+
+
+class BoundedLRU(_Counted, Generic[K, V]):
     """A thread-safe LRU bounded both in entries and in (estimated) bytes, with hit/miss counts.
 
     Args:
@@ -112,25 +143,8 @@ class BoundedLRU(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._data
 
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    @property
-    def hit_rate(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
-
     def stats(self) -> dict[str, float | int | None]:
-        return {
-            "entries": len(self._data),
-            "bytes": self._bytes,
-            "max_entries": self.max_entries,
-            "max_bytes": self.max_bytes,
-            "hits": self.hits,
-            "misses": self.misses,
-            "hit_rate": self.hit_rate,
-        }
+        return {**super().stats(), "max_entries": self.max_entries}
 
 
 class EmbeddingCache(BoundedLRU[tuple[str, str], np.ndarray]):
@@ -168,7 +182,7 @@ def _row_bytes(row: HitRow) -> int:
     return _ROW_OVERHEAD + len(row[0]) + len(row[1]) + len(row[2])
 
 
-class HitRowCache:
+class HitRowCache(_Counted):
     """Search-hit rows by record label, bounded in bytes, evicted first in, first out.
 
     A label's row never changes (any update gives the record a new label, and labels are
@@ -275,22 +289,3 @@ class HitRowCache:
         if label < len(self._slots):
             return self._slots[label] is not None
         return label in self._overflow
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    @property
-    def hit_rate(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
-
-    def stats(self) -> dict[str, float | int | None]:
-        return {
-            "entries": len(self._order),
-            "bytes": self._bytes,
-            "max_bytes": self.max_bytes,
-            "hits": self.hits,
-            "misses": self.misses,
-            "hit_rate": self.hit_rate,
-        }
