@@ -17,15 +17,28 @@ from __future__ import annotations
 
 import json
 import operator
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from magray.memory._filters import ACCESS_FIELDS
 
-__all__ = ["JSON_KINDS", "BaseRows", "LayerMeta", "MetaRow", "filter_keys", "uses_access_fields"]
+__all__ = [
+    "JSON_KINDS",
+    "BaseRows",
+    "LayerMeta",
+    "MetaRow",
+    "SavedColumns",
+    "columns_fit",
+    "filter_keys",
+    "save_columns",
+    "saved_keys",
+    "uses_access_fields",
+]
 
 MISSING, NULL, BOOL, NUMBER, STR, OTHER = range(6)
 # SQLite json_type() -> kind code
@@ -53,6 +66,12 @@ _NUMERIC_FIELDS = {
     "_expires_at": "expires",
     "_pinned": "pinned",
 }
+
+
+_FIELD_NAMES = ("created", "updated", "importance", "expires", "pinned")
+
+SavedColumn = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
+"""A metadata column as saved: kinds, numbers, string codes, the strings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +180,16 @@ class _KeyColumn:
         self.nums.extend(nums)
         self.codes.extend(codes)
 
+    def load(
+        self, kinds: np.ndarray, nums: np.ndarray, codes: np.ndarray, words: list[str]
+    ) -> None:
+        """Start from saved arrays (positions ``[0, len(kinds))``) instead of rows."""
+        self.kinds.extend(kinds)
+        self.nums.extend(nums)
+        self.codes.extend(codes)
+        self.words = list(words)
+        self.vocab = {word: code for code, word in enumerate(self.words)}
+
     def eq(self, value: Any) -> np.ndarray:
         kinds = self.kinds.view
         if value is None:
@@ -196,6 +225,7 @@ class BaseRows(Protocol):
     def fields(self) -> dict[str, np.ndarray]: ...
     def key(self, key: str) -> tuple[np.ndarray, np.ndarray, list[str | None]]: ...
     def ids(self) -> list[str]: ...
+    def saved_column(self, key: str) -> SavedColumn | None: ...
 
 
 class LayerMeta:
@@ -218,7 +248,7 @@ class LayerMeta:
         self.pinned = _Growable(np.float64)
         if base is not None:
             fields = base.fields()
-            for name in ("created", "updated", "importance", "expires", "pinned"):
+            for name in _FIELD_NAMES:
                 getattr(self, name).extend(fields[name])
         self._keys: dict[str, _KeyColumn] = {}
         self._id_array: np.ndarray | None = None
@@ -265,6 +295,20 @@ class LayerMeta:
         )
         return out
 
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The record fields and every metadata column built so far, as arrays for
+        :func:`save_columns`."""
+        keys = sorted(self._keys)
+        out: dict[str, np.ndarray] = {name: getattr(self, name).view for name in _FIELD_NAMES}
+        out["keys"] = np.array(json.dumps(keys))
+        for i, key in enumerate(keys):
+            column = self._keys[key]
+            out[f"k{i}_kinds"] = column.kinds.view
+            out[f"k{i}_nums"] = column.nums.view
+            out[f"k{i}_codes"] = column.codes.view
+            out[f"k{i}_words"] = np.array(json.dumps(column.words))
+        return out
+
     def expired(self, now: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             out: np.ndarray = self.expires.view <= now
@@ -294,7 +338,11 @@ class LayerMeta:
         if column is None:
             column = _KeyColumn(key)
             if self._base is not None:
-                column.extend_raw(*self._base.key(key))
+                saved = self._base.saved_column(key)
+                if saved is not None:
+                    column.load(*saved)
+                else:
+                    column.extend_raw(*self._base.key(key))
             column.extend(self.metas)
             self._keys[key] = column
         return column
@@ -349,3 +397,80 @@ class LayerMeta:
         if isinstance(value, bool):
             value = int(value)
         return np.asarray(arr == value, dtype=bool)
+
+
+class SavedColumns:
+    """Filter columns saved next to an index generation (see :func:`save_columns`).
+
+    Args:
+        path: The ``.cols.npz`` file.
+        labels: The labels of the loaded index's positions; the file is used only when its
+            positions hold the same labels (a checksum of them is saved with it).
+
+    Raises:
+        ValueError: The file is unreadable or belongs to other positions.
+    """
+
+    def __init__(self, path: Path, labels: np.ndarray) -> None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except Exception as exc:  # zipfile/numpy raise many kinds
+            raise ValueError(f"unreadable: {exc}") from exc
+        n = int(arrays["n"])
+        if n > len(labels) or int(arrays["labels_crc"]) != _crc(labels[:n]):
+            raise ValueError("saved for other index positions")
+        self.n = n
+        self._arrays = arrays
+        self.keys: list[str] = json.loads(str(arrays["keys"]))
+        for name in _FIELD_NAMES:
+            if len(arrays[name]) != n:
+                raise ValueError(f"{name} holds {len(arrays[name])} values, not {n}")
+
+    def fields(self) -> dict[str, np.ndarray]:
+        return {name: self._arrays[name] for name in _FIELD_NAMES}
+
+    def column(self, key: str) -> SavedColumn | None:
+        if key not in self.keys:
+            return None
+        i = self.keys.index(key)
+        words: list[str] = json.loads(str(self._arrays[f"k{i}_words"]))
+        return (
+            self._arrays[f"k{i}_kinds"],
+            self._arrays[f"k{i}_nums"],
+            self._arrays[f"k{i}_codes"],
+            words,
+        )
+
+
+def saved_keys(path: Path) -> frozenset[str]:
+    """The metadata keys a ``.cols.npz`` file holds columns for (empty if unreadable)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return frozenset(json.loads(str(data["keys"])))
+    except Exception:
+        return frozenset()
+
+
+def columns_fit(path: Path, labels: np.ndarray) -> bool:
+    """Whether a ``.cols.npz`` file was saved for a prefix of these positions (so it can
+    serve a later index generation that only appended to them)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            n, crc = int(data["n"]), int(data["labels_crc"])
+    except Exception:
+        return False
+    return n <= len(labels) and crc == _crc(labels[:n])
+
+
+def save_columns(path: Path, labels: np.ndarray, snapshot: Mapping[str, np.ndarray]) -> None:
+    """Write a :meth:`LayerMeta.snapshot` for the positions holding ``labels`` (atomically)."""
+    from magray.common.fs import atomic_writer
+
+    with atomic_writer(path) as handle:
+        arrays = {"n": np.int64(len(labels)), "labels_crc": np.int64(_crc(labels)), **snapshot}
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+
+def _crc(labels: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())

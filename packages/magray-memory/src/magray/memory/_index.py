@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from magray.common.fs import atomic_write_text, atomic_writer
+from magray.memory._columns import columns_fit, save_columns
 
 __all__ = ["HNSWParams", "IndexFiles", "IndexLoadError", "LayerIndex"]
 
@@ -459,8 +460,10 @@ class IndexFiles:
         epoch: int,
         model_id: str,
         dim: int,
+        columns: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> int:
-        """Write every layer then the manifest; returns bytes written."""
+        """Write every layer (and the filter columns given for it) then the manifest;
+        returns bytes written."""
         faiss = _faiss()
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -468,6 +471,7 @@ class IndexFiles:
         except IndexLoadError:
             generation = 1
         entries: dict[str, dict[str, Any]] = {}
+        keep_columns: set[str] = set()
         written = 0
         for name, layer in layers.items():
             index_name = f"{name}.{generation}.faiss"
@@ -480,6 +484,17 @@ class IndexFiles:
             written += (self.dir / index_name).stat().st_size + (
                 self.dir / state_name
             ).stat().st_size
+            columns_name = f"{name}.{generation}.cols.npz"
+            previous = self.dir / f"{name}.{generation - 1}.cols.npz"
+            if columns and name in columns:
+                save_columns(self.dir / columns_name, labels, columns[name])
+                keep_columns.add(columns_name)
+            elif previous.exists() and columns_fit(previous, labels):
+                # Columns another process built still describe a prefix of these positions
+                # (only appends since): they move to this generation; the rest is appended
+                # on load.
+                os.replace(previous, self.dir / columns_name)
+                keep_columns.add(columns_name)
             entries[name] = {
                 "index": index_name,
                 "state": state_name,
@@ -498,6 +513,7 @@ class IndexFiles:
         }
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2))
         keep = {e["index"] for e in entries.values()} | {e["state"] for e in entries.values()}
+        keep |= keep_columns
         for path in self.dir.iterdir():
             if path.suffix in (".faiss", ".npz") and path.name not in keep:
                 path.unlink(missing_ok=True)

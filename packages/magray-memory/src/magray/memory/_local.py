@@ -37,7 +37,11 @@ from magray.memory._columns import (
     MISSING,
     LayerMeta,
     MetaRow,
+    SavedColumn,
+    SavedColumns,
     filter_keys,
+    save_columns,
+    saved_keys,
 )
 from magray.memory._filters import ACCESS_FIELDS, compile_where
 from magray.memory._index import FLAT, HNSW, HNSWParams, IndexFiles, IndexLoadError, LayerIndex
@@ -48,6 +52,11 @@ from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 __all__ = ["BackendConfig", "LocalBackend", "NewRecord"]
 
 log = get_logger("magray.memory")
+
+# Record fields a filter may read that every filter column set holds (``_id`` is read apart).
+_RECORD_FIELD_KEYS = frozenset(
+    {"_created_at", "_updated_at", "_importance", "_expires_at", "_pinned"}
+)
 
 # Access counts are statistics, not data: written without fsync (WAL + NORMAL still
 # survives a process crash; a power cut may lose the last few counts).
@@ -168,6 +177,9 @@ class _SqlBase:
                 texts[p] = text
         return kinds, nums, texts
 
+    def saved_column(self, key: str) -> SavedColumn | None:
+        return None
+
     def ids(self) -> list[str]:
         out = [""] * self.n
         rows = self._rows("id")
@@ -177,6 +189,21 @@ class _SqlBase:
             for p, t in zip(pos.tolist(), take.tolist(), strict=True):
                 out[p] = rows[t][1]
         return out
+
+
+class _FileBase(_SqlBase):
+    """Filter columns of a layer's first positions from a file saved with the index;
+    metadata keys the file lacks (and ids) are read from SQLite like :class:`_SqlBase`."""
+
+    def __init__(self, db: RecordDB, layer: str, saved: SavedColumns, labels: np.ndarray) -> None:
+        super().__init__(db, layer, labels[: saved.n])
+        self.saved = saved
+
+    def fields(self) -> dict[str, np.ndarray]:
+        return self.saved.fields()
+
+    def saved_column(self, key: str) -> SavedColumn | None:
+        return self.saved.column(key)
 
 
 class LocalBackend:
@@ -219,6 +246,7 @@ class LocalBackend:
         self._next_expiry: float | EllipsisType | None = ...  # ... = unknown, re-read
         self._compactions: dict[str, threading.Thread] = {}
         self._filtered_keys: set[frozenset[str]] = set()  # filter key sets seen so far
+        self._saved_keys_cache: dict[str, tuple[Path, frozenset[str]]] = {}
         # Called by a background compaction just before it swaps its index in (tests use it
         # to hold the swap while they write).
         self.compaction_hook: Callable[[str], None] | None = None
@@ -385,6 +413,7 @@ class LocalBackend:
                     epoch=self.epoch,
                     model_id=pin[0],
                     dim=pin[1],
+                    columns=self._column_snapshots(),
                 )
             self.dirty = 0
             return True
@@ -583,16 +612,84 @@ class LocalBackend:
         return not any(job.is_alive() for job in self._compactions.values())
 
     def _layer_meta(self, layer: str) -> LayerMeta:
-        """The filter columns of a layer; positions indexed so far are read from SQLite
-        lazily, one metadata key at a time (``json_extract``), not as parsed dicts."""
+        """The filter columns of a layer: from the file saved with the index when there is
+        one for these positions, else read from SQLite lazily, one metadata key at a time
+        (``json_extract``), not as parsed dicts; positions added since are appended."""
         meta = self.meta.get(layer)
         index = self.layers[layer]
         if meta is not None and meta.n == index.n:
             return meta
         labels, _ = index.state()
-        meta = LayerMeta(_SqlBase(self.db, layer, labels))
+        saved = self._saved_columns(layer, labels)
+        if saved is not None:
+            meta = LayerMeta(_FileBase(self.db, layer, saved, labels))
+            tail = labels[saved.n :].tolist()
+            if tail:
+                found = self.db.meta_rows(tail)
+                gone = MetaRow("", {}, 0.0, 0.0, 0.0, None, False)  # dead positions
+                meta.append([found.get(label, gone) for label in tail])
+        else:
+            meta = LayerMeta(_SqlBase(self.db, layer, labels))
         self.meta[layer] = meta
         return meta
+
+    def _columns_path(self, layer: str) -> Path | None:
+        """The filter-column file saved with the index generation on disk, if any."""
+        try:
+            generation = self.files.read_manifest().generation
+        except IndexLoadError:
+            return None
+        path = self.files.dir / f"{layer}.{generation}.cols.npz"
+        return path if path.exists() else None
+
+    def _saved_columns(self, layer: str, labels: np.ndarray) -> SavedColumns | None:
+        path = self._columns_path(layer)
+        if path is None:
+            return None
+        try:
+            return SavedColumns(path, labels)
+        except ValueError as exc:  # another generation's positions, or damaged: use SQLite
+            log.info("memory filter columns not used", path=str(path), reason=str(exc))
+            return None
+
+    def _saved_keys(self, layer: str) -> frozenset[str]:
+        """Metadata keys with saved columns for ``layer`` (read once per generation)."""
+        path = self._columns_path(layer)
+        if path is None:
+            return frozenset()
+        cached = self._saved_keys_cache.get(layer)
+        if cached is None or cached[0] != path:
+            cached = self._saved_keys_cache[layer] = (path, saved_keys(path))
+        return cached[1]
+
+    def _column_snapshots(self) -> dict[str, dict[str, np.ndarray]]:
+        """Filter columns worth saving: layers whose columns cover every index position."""
+        out = {}
+        for layer, index in self.layers.items():
+            meta = self.meta.get(layer)
+            if meta is not None and meta.n == index.n:
+                out[layer] = meta.snapshot()
+        return out
+
+    def _save_columns(self) -> None:
+        """Save built filter columns beside an index on disk that matches memory (the index
+        itself unchanged), so the next process need not rebuild them from SQLite."""
+        if self.dirty:
+            return
+        try:
+            manifest = self.files.read_manifest()
+        except IndexLoadError:
+            return
+        if manifest.watermark != self.applied or manifest.epoch != self.epoch:
+            return
+        for layer, snapshot in self._column_snapshots().items():
+            keys = set(json.loads(str(snapshot["keys"])))
+            path = self.files.dir / f"{layer}.{manifest.generation}.cols.npz"
+            if path.exists() and keys <= self._saved_keys(layer):
+                continue
+            labels, _ = self.layers[layer].state()
+            with self.file_lock:
+                save_columns(path, labels, snapshot)
 
     def compact(self) -> int:
         """Drop every tombstone now; returns how many were dropped."""
@@ -1124,7 +1221,12 @@ class LocalBackend:
                 # The first filter on a set of keys runs as SQL (~50 ms at 100k); building the
                 # in-memory columns costs ~4x that and only pays off for the filters after it,
                 # so a one-shot `magray memory search --where` never pays for it.
-                in_memory = keys in self._filtered_keys
+                in_memory = keys in self._filtered_keys or all(
+                    self.meta.get(layer.value) is not None
+                    or keys - _RECORD_FIELD_KEYS <= self._saved_keys(layer.value)
+                    for layer in layers
+                    if layer.value in self.layers and self.layers[layer.value].live
+                )
                 self._filtered_keys.add(keys)
             if reads_access:
                 self._flush_touches()  # the filter reads access counts
@@ -1393,6 +1495,10 @@ class LocalBackend:
                 self._flush_touches()
                 if self.dirty:
                     self.save_index()
+                try:
+                    self._save_columns()
+                except Exception as exc:  # a cache: the next process rebuilds it from SQLite
+                    log.warning("memory filter columns not saved", error=str(exc))
             finally:
                 self._closed = True
                 self._join_access_writer()

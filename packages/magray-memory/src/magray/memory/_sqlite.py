@@ -384,6 +384,18 @@ class RecordDB:
                 out[row[0]] = (row[1], row[2], MetaRow(*row[3:]))
         return out
 
+    def meta_rows(self, labels: list[int]) -> dict[int, MetaRow]:
+        """``{label: filterable fields}`` for labels that still exist (no vectors)."""
+        out: dict[int, MetaRow] = {}
+        for start in range(0, len(labels), 900):
+            chunk = labels[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT label, {META_COLUMNS} FROM records WHERE label IN ({marks})", chunk
+            ):
+                out[row[0]] = MetaRow(*row[1:])
+        return out
+
     def labels_by_id(self, ids: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for start in range(0, len(ids), 900):
