@@ -428,17 +428,19 @@ class SavedColumns:
                 raise ValueError(f"{name} holds {len(arrays[name])} values, not {n}")
 
     def fields(self) -> dict[str, np.ndarray]:
-        return {name: self._arrays[name] for name in _FIELD_NAMES}
+        """The record fields (handed over once: the caller copies them into its columns)."""
+        return {name: self._arrays.pop(name) for name in _FIELD_NAMES}
 
     def column(self, key: str) -> SavedColumn | None:
-        if key not in self.keys:
+        """One key's column (handed over once, like :meth:`fields`), or None if not saved."""
+        if key not in self.keys or f"k{self.keys.index(key)}_kinds" not in self._arrays:
             return None
         i = self.keys.index(key)
-        words: list[str] = json.loads(str(self._arrays[f"k{i}_words"]))
+        words: list[str] = json.loads(str(self._arrays.pop(f"k{i}_words")))
         return (
-            self._arrays[f"k{i}_kinds"],
-            self._arrays[f"k{i}_nums"],
-            self._arrays[f"k{i}_codes"],
+            self._arrays.pop(f"k{i}_kinds"),
+            self._arrays.pop(f"k{i}_nums"),
+            self._arrays.pop(f"k{i}_codes"),
             words,
         )
 
