@@ -676,19 +676,19 @@ class LocalBackend:
         itself unchanged), so the next process need not rebuild them from SQLite."""
         if self.dirty:
             return
-        try:
-            manifest = self.files.read_manifest()
-        except IndexLoadError:
-            return
-        if manifest.watermark != self.applied or manifest.epoch != self.epoch:
-            return
-        for layer, snapshot in self._column_snapshots().items():
-            keys = set(json.loads(str(snapshot["keys"])))
-            path = self.files.dir / f"{layer}.{manifest.generation}.cols.npz"
-            if path.exists() and keys <= self._saved_keys(layer):
-                continue
-            labels, _ = self.layers[layer].state()
-            with self.file_lock:
+        with self.file_lock:  # no other process saves a generation meanwhile
+            try:
+                manifest = self.files.read_manifest()
+            except IndexLoadError:
+                return
+            if manifest.watermark != self.applied or manifest.epoch != self.epoch:
+                return
+            for layer, snapshot in self._column_snapshots().items():
+                keys = set(json.loads(str(snapshot["keys"])))
+                path = self.files.dir / f"{layer}.{manifest.generation}.cols.npz"
+                if path.exists() and keys <= self._saved_keys(layer):
+                    continue
+                labels, _ = self.layers[layer].state()
                 save_columns(path, labels, snapshot)
 
     def compact(self) -> int:
