@@ -282,3 +282,29 @@ def test_a_reopened_store_reserves_hit_row_slots_up_to_its_highest_label(tmp_pat
         assert _local(store)._hit_cache._slots is slots  # the search did not grow it
     with _store(tmp_path / "off", hit_cache_bytes=0) as store:
         assert _local(store)._hit_cache._slots == []
+
+
+def test_warm_up_fills_the_hit_cache_newest_first_within_its_budget(tmp_path: Path) -> None:
+    import asyncio
+
+    vectors = unit_vectors(60, DIM, seed=15)
+    path = tmp_path / "s"
+    with _store(path) as store:
+        ids = store.add([f"t{i:02d}" for i in range(60)], vectors=vectors, layer="assets")
+        store.delete(ids[:5])
+    with _store(path) as store:
+        backend = _local(store)
+        assert len(backend._hit_cache) == 0
+        assert store.warm_up() == 55  # deleted records are not read
+        assert backend._hit_cache.lookup(list(range(6, 61)))[1] is False
+        assert store.warm_up() == 0  # everything is in already
+        misses = backend._hit_cache.misses
+        assert store.search(vectors[30], k=3)[0].text == "t30"
+        assert backend._hit_cache.misses == misses  # no SQLite read
+    row_bytes = 300 + 32 + 3 + 2  # overhead + uuid id + "tNN" + "{}"
+    with _store(path, hit_cache_bytes=20 * row_bytes) as store:
+        assert asyncio.run(store.awarm_up()) == 20
+        cached = [label for label in range(1, 61) if label in _local(store)._hit_cache]
+        assert cached == list(range(41, 61))  # the newest twenty, none evicted
+    with _store(path, hit_cache_bytes=0) as store:
+        assert store.warm_up() == 0

@@ -218,6 +218,7 @@ def test_ef_search_follows_the_table_size_as_on_local(
         assert store.search(vecs[3], k=2)[0].text == "t3"
         store.search(vecs[4], k=2)  # cached: not asked again
         assert seen == [30]
+        assert store.warm_up() == 0  # no hit-row cache on postgres
         backend = store.backend
         with backend._tx() as conn:  # type: ignore[attr-defined]
             conn.execute(f"ANALYZE {backend._s}.records")  # type: ignore[attr-defined]

@@ -273,6 +273,22 @@ class HitRowCache(_Counted):
     def put(self, label: int, row: HitRow) -> None:
         self.put_many([(label, row)])
 
+    def fill(self, items: Iterable[tuple[int, HitRow]]) -> tuple[int, bool]:
+        """Add rows while they fit without evicting any: ``(rows added, cache full)``."""
+        added, full, fitting = 0, False, []
+        room = self.max_bytes - self._bytes
+        for label, row in items:
+            nbytes = _row_bytes(row)
+            if nbytes > room:
+                full = True
+                break
+            room -= nbytes
+            fitting.append((label, row))
+        before = len(self)
+        self.put_many(fitting)
+        added = len(self) - before
+        return added, full or self.max_bytes <= 0
+
     def clear(self) -> None:
         with self._lock:
             self._slots = []

@@ -1306,6 +1306,24 @@ class LocalBackend:
             at += len(scores)
         return out
 
+    def warm_up(self, *, batch: int = 5000) -> int:
+        """Read record rows into the hit-row cache, newest first, until the cache budget is
+        full or every row is in; returns how many were added. Each batch takes the lock on
+        its own, so searches interleave with a warm-up running in another thread."""
+        added, below = 0, self.db.max_label() + 1
+        while True:
+            with self._mutex:
+                if self._closed:
+                    return added
+                rows = self.db.hit_rows_below(below, batch)
+                if not rows:
+                    return added
+                count, full = self._hit_cache.fill(rows)
+            added += count
+            below = rows[-1][0]
+            if full:
+                return added
+
     def _labels(self, sql: str, params: list[Any]) -> np.ndarray:
         cursor = self.db.conn.execute(sql, params)
         return np.fromiter((row[0] for row in cursor), dtype=np.int64)

@@ -1011,6 +1011,10 @@ class PostgresBackend:
 
         return self._retry(run)
 
+    def warm_up(self) -> int:
+        """Nothing to warm: hits come back with their rows from the one SQL query."""
+        return 0
+
     def save_index(self, *, force: bool = False) -> bool:
         """Nothing to save: PostgreSQL maintains the HNSW index transactionally."""
         return False

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json is the fa
     _orjson = None  # type: ignore[assignment]
 
 _LAYERS = {layer.value: layer for layer in Layer}
+HitRowTuple = tuple[str, str, str, Layer]
 
 
 def loads_metadata(text: str) -> dict[str, Any]:
@@ -352,13 +353,13 @@ class RecordDB:
                 out[row[0]] = row_to_record(row, with_vector=with_vector)
         return out
 
-    def hit_rows(self, labels: list[int]) -> dict[int, tuple[str, str, str, Layer]]:
+    def hit_rows(self, labels: list[int]) -> dict[int, HitRowTuple]:
         """``{label: (id, text, metadata JSON, layer)}``: just what a search hit shows.
 
         The metadata stays JSON text: a hit decodes it into a fresh dict (see
         :func:`loads_metadata`), so cached rows are never shared with callers.
         """
-        out: dict[int, tuple[str, str, str, Layer]] = {}
+        out: dict[int, HitRowTuple] = {}
         layers = _LAYERS
         for start in range(0, len(labels), 900):
             chunk = labels[start : start + 900]
@@ -369,6 +370,19 @@ class RecordDB:
             ):
                 out[label] = (record_id, text, metadata, layers[layer])
         return out
+
+    def hit_rows_below(self, label: int, limit: int) -> list[tuple[int, HitRowTuple]]:
+        """Up to ``limit`` ``(label, (id, text, metadata JSON, layer))`` below ``label``,
+        highest label (newest record) first."""
+        layers = _LAYERS
+        return [
+            (lb, (record_id, text, metadata, layers[layer]))
+            for lb, record_id, text, metadata, layer in self.conn.execute(
+                "SELECT label, id, text, metadata, layer FROM records WHERE label < ? "
+                "ORDER BY label DESC LIMIT ?",
+                (label, limit),
+            )
+        ]
 
     def index_rows(self, labels: list[int]) -> dict[int, tuple[str, bytes, MetaRow]]:
         """``{label: (layer, vector blob, filterable fields)}`` for labels that still exist."""

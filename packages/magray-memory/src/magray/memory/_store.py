@@ -862,6 +862,18 @@ class MemoryStore:
         self._backend.flush()
         return self._backend.save_index()
 
+    def warm_up(self) -> int:
+        """Load the rows search hits show (id, text, metadata) into the in-process hit cache
+        now, newest records first, up to ``memory.hit_cache_bytes``; returns how many.
+
+        Right after opening, a search reads the rows of hits not yet cached from SQLite
+        (about 25 µs per search at 100k records); after a warm-up it does not. A long-running
+        process that searches many vectors may call this at start (about 0.15 s per 100k
+        records), or from a thread: searches go on between its batches. A no-op (0) on
+        PostgreSQL.
+        """
+        return self._backend.warm_up()
+
     def rebuild_index(self) -> None:
         """Throw the index away and rebuild it from SQLite."""
         self._backend.rebuild()
@@ -1150,6 +1162,10 @@ class MemoryStore:
     async def aexpire(self, **kwargs: Any) -> dict[str, list[str]]:
         """:meth:`expire` in a worker thread."""
         return await asyncio.to_thread(self.expire, **kwargs)
+
+    async def awarm_up(self) -> int:
+        """:meth:`warm_up` in a worker thread."""
+        return await asyncio.to_thread(self.warm_up)
 
     async def astats(self) -> dict[str, Any]:
         """:meth:`stats` in a worker thread."""
