@@ -275,7 +275,7 @@ class HitRowCache(_Counted):
 
     def fill(self, items: Iterable[tuple[int, HitRow]]) -> tuple[int, bool]:
         """Add rows while they fit without evicting any: ``(rows added, cache full)``."""
-        added, full, fitting = 0, False, []
+        full, fitting = self.max_bytes <= 0, []
         room = self.max_bytes - self._bytes
         for label, row in items:
             nbytes = _row_bytes(row)
@@ -286,8 +286,7 @@ class HitRowCache(_Counted):
             fitting.append((label, row))
         before = len(self)
         self.put_many(fitting)
-        added = len(self) - before
-        return added, full or self.max_bytes <= 0
+        return len(self) - before, full
 
     def clear(self) -> None:
         with self._lock:

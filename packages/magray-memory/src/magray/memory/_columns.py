@@ -29,6 +29,7 @@ from magray.memory._filters import ACCESS_FIELDS
 
 __all__ = [
     "JSON_KINDS",
+    "RECORD_FIELDS",
     "BaseRows",
     "LayerMeta",
     "MetaRow",
@@ -69,6 +70,9 @@ _NUMERIC_FIELDS = {
 
 
 _FIELD_NAMES = ("created", "updated", "importance", "expires", "pinned")
+
+RECORD_FIELDS = frozenset(_NUMERIC_FIELDS)
+"""Record fields a filter may read that every :class:`LayerMeta` holds (``_id`` is apart)."""
 
 SavedColumn = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
 """A metadata column as saved: kinds, numbers, string codes, the strings."""
@@ -295,6 +299,11 @@ class LayerMeta:
         )
         return out
 
+    @property
+    def column_keys(self) -> frozenset[str]:
+        """The metadata keys whose columns are built."""
+        return frozenset(self._keys)
+
     def snapshot(self) -> dict[str, np.ndarray]:
         """The record fields and every metadata column built so far, as arrays for
         :func:`save_columns`."""
@@ -433,9 +442,9 @@ class SavedColumns:
 
     def column(self, key: str) -> SavedColumn | None:
         """One key's column (handed over once, like :meth:`fields`), or None if not saved."""
-        if key not in self.keys or f"k{self.keys.index(key)}_kinds" not in self._arrays:
+        i = self.keys.index(key) if key in self.keys else -1
+        if f"k{i}_kinds" not in self._arrays:
             return None
-        i = self.keys.index(key)
         words: list[str] = json.loads(str(self._arrays.pop(f"k{i}_words")))
         return (
             self._arrays.pop(f"k{i}_kinds"),

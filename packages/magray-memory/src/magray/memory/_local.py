@@ -35,6 +35,7 @@ from magray.memory._access import AccessLog, fold
 from magray.memory._cache import HitRow, HitRowCache
 from magray.memory._columns import (
     MISSING,
+    RECORD_FIELDS,
     LayerMeta,
     MetaRow,
     SavedColumn,
@@ -52,11 +53,6 @@ from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 __all__ = ["BackendConfig", "LocalBackend", "NewRecord"]
 
 log = get_logger("magray.memory")
-
-# Record fields a filter may read that every filter column set holds (``_id`` is read apart).
-_RECORD_FIELD_KEYS = frozenset(
-    {"_created_at", "_updated_at", "_importance", "_expires_at", "_pinned"}
-)
 
 # Access counts are statistics, not data: written without fsync (WAL + NORMAL still
 # survives a process crash; a power cut may lose the last few counts).
@@ -662,14 +658,16 @@ class LocalBackend:
             cached = self._saved_keys_cache[layer] = (path, saved_keys(path))
         return cached[1]
 
+    def _complete_metas(self) -> dict[str, LayerMeta]:
+        """Filter columns worth saving: those that cover every position of their layer."""
+        return {
+            layer: meta
+            for layer, index in self.layers.items()
+            if (meta := self.meta.get(layer)) is not None and meta.n == index.n
+        }
+
     def _column_snapshots(self) -> dict[str, dict[str, np.ndarray]]:
-        """Filter columns worth saving: layers whose columns cover every index position."""
-        out = {}
-        for layer, index in self.layers.items():
-            meta = self.meta.get(layer)
-            if meta is not None and meta.n == index.n:
-                out[layer] = meta.snapshot()
-        return out
+        return {layer: meta.snapshot() for layer, meta in self._complete_metas().items()}
 
     def _save_columns(self) -> None:
         """Save built filter columns beside an index on disk that matches memory (the index
@@ -683,13 +681,12 @@ class LocalBackend:
                 return
             if manifest.watermark != self.applied or manifest.epoch != self.epoch:
                 return
-            for layer, snapshot in self._column_snapshots().items():
-                keys = set(json.loads(str(snapshot["keys"])))
+            for layer, meta in self._complete_metas().items():
                 path = self.files.dir / f"{layer}.{manifest.generation}.cols.npz"
-                if path.exists() and keys <= self._saved_keys(layer):
+                if path.exists() and meta.column_keys <= self._saved_keys(layer):
                     continue
                 labels, _ = self.layers[layer].state()
-                save_columns(path, labels, snapshot)
+                save_columns(path, labels, meta.snapshot())
 
     def compact(self) -> int:
         """Drop every tombstone now; returns how many were dropped."""
@@ -1038,14 +1035,8 @@ class LocalBackend:
         try:
             if self._access_conn is None:
                 self._access_conn = self.db.connect_side()
-            conn = self._access_conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self.db.write(self._access_conn) as conn:
                 conn.executemany(_UPDATE_ACCESS, items)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             if self._on_access_written is not None:
                 self._on_access_written(len(items))
         except Exception as exc:  # statistics: logged, never raised into a search
@@ -1223,7 +1214,7 @@ class LocalBackend:
                 # so a one-shot `magray memory search --where` never pays for it.
                 in_memory = keys in self._filtered_keys or all(
                     self.meta.get(layer.value) is not None
-                    or keys - _RECORD_FIELD_KEYS <= self._saved_keys(layer.value)
+                    or keys - RECORD_FIELDS <= self._saved_keys(layer.value)
                     for layer in layers
                     if layer.value in self.layers and self.layers[layer.value].live
                 )

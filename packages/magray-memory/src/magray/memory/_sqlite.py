@@ -21,7 +21,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json is the fa
 
 _LAYERS = {layer.value: layer for layer in Layer}
 HitRowTuple = tuple[str, str, str, Layer]
+_HIT_SELECT = "SELECT label, id, text, metadata, layer FROM records"
 
 
 def loads_metadata(text: str) -> dict[str, Any]:
@@ -215,10 +216,12 @@ class RecordDB:
 
     # ------------------------------------------------------------ transactions
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+    def write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction on this store's connection (or on ``conn``, one
+        from :meth:`connect_side`): committed on success, rolled back on error."""
+        conn = self.conn if conn is None else conn
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StorageError(
                 f"memory store is busy: {exc}",
@@ -226,11 +229,11 @@ class RecordDB:
                 retriable=True,
             ) from exc
         try:
-            yield self.conn
+            yield conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -338,20 +341,22 @@ class RecordDB:
         conn.execute("INSERT INTO changes (op, label, layer) VALUES (?, ?, ?)", (op, label, layer))
 
     # ------------------------------------------------------------ reads
+    def _rows_in(self, select: str, column: str, keys: Sequence[Any]) -> Iterator[Any]:
+        """Rows of ``{select} WHERE {column} IN (keys)``, in chunks of 900 keys (SQLite's
+        parameter limit)."""
+        for start in range(0, len(keys), 900):
+            chunk = keys[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            yield from self.conn.execute(f"{select} WHERE {column} IN ({marks})", chunk)
+
     def records_by_label(
         self, labels: list[int], *, with_vector: bool = False
     ) -> dict[int, Record]:
-        out: dict[int, Record] = {}
-        for start in range(0, len(labels), 900):
-            chunk = labels[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                f"SELECT {record_columns(with_vector=with_vector)} FROM records "
-                f"WHERE label IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = row_to_record(row, with_vector=with_vector)
-        return out
+        select = f"SELECT {record_columns(with_vector=with_vector)} FROM records"
+        return {
+            row[0]: row_to_record(row, with_vector=with_vector)
+            for row in self._rows_in(select, "label", labels)
+        }
 
     def hit_rows(self, labels: list[int]) -> dict[int, HitRowTuple]:
         """``{label: (id, text, metadata JSON, layer)}``: just what a search hit shows.
@@ -359,17 +364,13 @@ class RecordDB:
         The metadata stays JSON text: a hit decodes it into a fresh dict (see
         :func:`loads_metadata`), so cached rows are never shared with callers.
         """
-        out: dict[int, HitRowTuple] = {}
         layers = _LAYERS
-        for start in range(0, len(labels), 900):
-            chunk = labels[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for label, record_id, text, metadata, layer in self.conn.execute(
-                f"SELECT label, id, text, metadata, layer FROM records WHERE label IN ({marks})",
-                chunk,
-            ):
-                out[label] = (record_id, text, metadata, layers[layer])
-        return out
+        return {
+            label: (record_id, text, metadata, layers[layer])
+            for label, record_id, text, metadata, layer in self._rows_in(
+                _HIT_SELECT, "label", labels
+            )
+        }
 
     def hit_rows_below(self, label: int, limit: int) -> list[tuple[int, HitRowTuple]]:
         """Up to ``limit`` ``(label, (id, text, metadata JSON, layer))`` below ``label``,
@@ -378,48 +379,26 @@ class RecordDB:
         return [
             (lb, (record_id, text, metadata, layers[layer]))
             for lb, record_id, text, metadata, layer in self.conn.execute(
-                "SELECT label, id, text, metadata, layer FROM records WHERE label < ? "
-                "ORDER BY label DESC LIMIT ?",
-                (label, limit),
+                f"{_HIT_SELECT} WHERE label < ? ORDER BY label DESC LIMIT ?", (label, limit)
             )
         ]
 
     def index_rows(self, labels: list[int]) -> dict[int, tuple[str, bytes, MetaRow]]:
         """``{label: (layer, vector blob, filterable fields)}`` for labels that still exist."""
-        out: dict[int, tuple[str, bytes, MetaRow]] = {}
-        for start in range(0, len(labels), 900):
-            chunk = labels[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                f"SELECT label, layer, {VECTOR_COLUMN.lstrip(', ')}, {META_COLUMNS} FROM records "
-                f"WHERE label IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = (row[1], row[2], MetaRow(*row[3:]))
-        return out
+        select = f"SELECT label, layer, {VECTOR_COLUMN.lstrip(', ')}, {META_COLUMNS} FROM records"
+        return {
+            row[0]: (row[1], row[2], MetaRow(*row[3:]))
+            for row in self._rows_in(select, "label", labels)
+        }
 
     def meta_rows(self, labels: list[int]) -> dict[int, MetaRow]:
         """``{label: filterable fields}`` for labels that still exist (no vectors)."""
-        out: dict[int, MetaRow] = {}
-        for start in range(0, len(labels), 900):
-            chunk = labels[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(
-                f"SELECT label, {META_COLUMNS} FROM records WHERE label IN ({marks})", chunk
-            ):
-                out[row[0]] = MetaRow(*row[1:])
-        return out
+        select = f"SELECT label, {META_COLUMNS} FROM records"
+        return {row[0]: MetaRow(*row[1:]) for row in self._rows_in(select, "label", labels)}
 
     def labels_by_id(self, ids: list[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            for record_id, label in self.conn.execute(
-                f"SELECT id, label FROM records WHERE id IN ({marks})", chunk
-            ):
-                out[record_id] = label
-        return out
+        select = "SELECT id, label FROM records"
+        return dict(self._rows_in(select, "id", ids))
 
     def file_sizes(self) -> dict[str, int]:
         sizes = {}
