@@ -113,3 +113,54 @@ def test_operation_logs_failure() -> None:
     (record,) = lines(stream)
     assert record["event"] == "operation failed"
     assert record["error"] == "ValueError"
+
+
+# A program that uses a magray library and never configures logging.
+_UNCONFIGURED = r"""
+import logging, sys
+from magray.common.log import get_logger, operation
+
+log = get_logger("magray.memory")
+print("own output")
+log.info("an info event", layer="assets")
+log.debug("a debug event")
+with operation("memory.search", k=3):
+    pass
+log.warning("a warning the user must see", path="/x")
+if len(sys.argv) > 1:  # the application configures stdlib logging itself
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s|%(message)s")
+    log.info("after basicConfig", n=1)
+"""
+
+
+def _run(*args: str) -> tuple[str, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _UNCONFIGURED, *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout, done.stderr
+
+
+def test_a_library_never_writes_to_stdout_and_only_warnings_to_stderr() -> None:
+    stdout, stderr = _run()
+    assert stdout == "own output\n"  # structlog's default printed every event here
+    assert stderr.splitlines() == ["a warning the user must see path='/x'"]
+
+
+def test_an_application_that_configures_logging_gets_the_events() -> None:
+    stdout, stderr = _run("configure")
+    assert stdout == "own output\n"
+    assert "magray.memory|after basicConfig n=1" in stderr.splitlines()
+
+
+def test_unconfigured_events_follow_the_stdlib_logger(caplog: pytest.LogCaptureFixture) -> None:
+    import structlog
+
+    structlog.reset_defaults()
+    with caplog.at_level(logging.INFO, logger="magray.test"):
+        get_logger("magray.test").info("captured", api_key="sk-live-abcdefghijklmnopqrstuvwxyz")
+    (record,) = [r for r in caplog.records if r.name == "magray.test"]
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "captured api_key='***'"

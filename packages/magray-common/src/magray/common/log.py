@@ -6,6 +6,13 @@ to stderr, as a human console on a TTY or JSON lines otherwise, and optionally
 to a JSON-lines file. Values that look like secrets are redacted before any
 renderer sees them.
 
+As a library, magray never writes to stdout. Until structlog is configured (by
+:func:`configure_logging` or by the application itself), every event goes to the
+stdlib :mod:`logging` logger of its name (``magray.memory``, ...) as one line
+``event key=value ...``: an application that configured :mod:`logging` gets them
+through its own handlers and levels; one that configured nothing sees only
+warnings and errors, on stderr (stdlib's last-resort handler), and nothing else.
+
 ::
 
     log = get_logger(__name__)
@@ -75,9 +82,56 @@ def redact_secrets(
     return event_dict
 
 
+def _render_line(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog processor: ``event key=value ...`` as the stdlib record's message."""
+    event = str(event_dict.pop("event", ""))
+    fields = " ".join(f"{key}={value!r}" for key, value in event_dict.items())
+    return f"{event} {fields}" if fields else event
+
+
+# The chain used while structlog is not configured: the stdlib logger decides (its level,
+# its handlers), and the message is one plain line.
+_STDLIB_CHAIN: list[Any] = [
+    structlog.stdlib.filter_by_level,
+    structlog.contextvars.merge_contextvars,
+    redact_secrets,
+    _render_line,
+]
+
+
+class _LibraryLogger:
+    """A lazy logger like structlog's, except that while structlog is unconfigured it logs
+    through stdlib :mod:`logging` instead of structlog's default (print to stdout)."""
+
+    def __init__(self, name: str | None, initial: dict[str, Any]) -> None:
+        self._name = name
+        self._initial = initial
+
+    def bind(self, **new_values: Any) -> Any:
+        """A bound logger for the current configuration, with ``new_values`` bound."""
+        if structlog.is_configured():
+            args = (self._name,) if self._name else ()
+            return structlog.get_logger(*args, **self._initial).bind(**new_values)
+        logger = structlog.wrap_logger(
+            logging.getLogger(self._name or "magray"),
+            processors=_STDLIB_CHAIN,
+            wrapper_class=structlog.stdlib.BoundLogger,
+            context_class=dict,
+        )
+        return logger.bind(**self._initial, **new_values)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bind(), name)
+
+
 def get_logger(name: str | None = None, **initial: Any) -> Any:
-    """A structlog logger; safe to call at import time (configuration is lazy)."""
-    return structlog.get_logger(name, **initial) if name else structlog.get_logger(**initial)
+    """A structlog logger; safe to call at import time (configuration is lazy).
+
+    Until structlog is configured it logs through stdlib :mod:`logging` (see the module
+    docstring): nothing reaches stdout, and only warnings and errors reach stderr unless
+    the application configured :mod:`logging` otherwise.
+    """
+    return _LibraryLogger(name, initial)
 
 
 def bind_context(**values: Any) -> None:

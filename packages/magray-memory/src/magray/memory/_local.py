@@ -705,8 +705,11 @@ class LocalBackend:
     # ------------------------------------------------------------ writes
     def _after_write(self) -> None:
         self._next_expiry = ...
+        # data_version first: a commit of another process that lands after this read is
+        # seen by the next refresh (read after the sync, it would be absorbed unseen).
+        version = self.db.data_version()
         self.sync()
-        self._data_version = self.db.data_version()
+        self._data_version = version
 
     def insert(self, rows: Sequence[NewRecord], *, dedupe: bool, now: float) -> list[str]:
         """Insert records in one transaction; returns ids (existing ids for deduped text)."""
@@ -1058,7 +1061,9 @@ class LocalBackend:
                 conn.executemany(_UPDATE_ACCESS, items)
         finally:
             self.db.conn.execute("PRAGMA synchronous=FULL")
-        self._data_version = self.db.data_version()
+        # No data_version update here: this connection's own commits do not change it, and
+        # reading it now would absorb other processes' commits since the last sync unseen
+        # (a search after another process's add() then missed that record).
 
     def flush(self) -> None:
         """Write buffered access counts now."""
@@ -1428,7 +1433,6 @@ class LocalBackend:
                 conn.execute("DELETE FROM changes WHERE seq < ?", (self.applied,))
             self.db.conn.execute("VACUUM")
             self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._data_version = self.db.data_version()
             after = self.db.file_sizes()
             after["index"] = self.files.size()
             return {"tombstones_dropped": dropped, "bytes_before": before, "bytes_after": after}
@@ -1490,9 +1494,10 @@ class LocalBackend:
                     "VALUES ('*', 'reindex', ?, NULL, ?)",
                     (now, json.dumps({"model_id": model_id, "dim": dim, "records": done})),
                 )
+            version = self.db.data_version()  # before the rebuild reads (see _after_write)
             self.rebuild()
             self.save_index(force=True)
-            self._data_version = self.db.data_version()
+            self._data_version = version
             self.status = {"index": "rebuilt", "reason": "reindex"}
         return done
 
