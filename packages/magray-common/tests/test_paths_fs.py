@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from magray.common import paths
+from magray.common import fs, paths
 from magray.common.fs import atomic_write_bytes, atomic_write_text, atomic_writer
 
 
@@ -41,6 +41,48 @@ def test_ensure_dir_is_private(magray_home: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(created.stat().st_mode) == 0o700
+
+
+def test_ensure_dir_makes_every_created_parent_private(magray_home: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        paths.ensure_dir(paths.data_dir() / "memory" / "index")
+        outside = paths.ensure_dir(magray_home / "elsewhere" / "deep", private=False)
+    finally:
+        os.umask(old)
+    for directory in (paths.data_dir(), paths.data_dir() / "memory"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755
+
+
+def test_ensure_dir_tightens_magray_dirs_an_older_version_left_open(magray_home: Path) -> None:
+    data = paths.data_dir()
+    (data / "memory").mkdir(parents=True)
+    for directory in (data, data / "memory"):
+        os.chmod(directory, 0o755)
+    os.chmod(magray_home, 0o755)
+    paths.ensure_dir(data / "memory")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "memory").stat().st_mode) == 0o700
+    # MAGRAY_HOME itself is the user's choice: its mode is left alone
+    assert stat.S_IMODE(magray_home.stat().st_mode) == 0o755
+
+
+def test_private_umask_remembers_the_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fs, "_user_umask", None)
+    old = os.umask(0o022)
+    try:
+        assert fs.user_umask() == 0o022  # before: the current umask, unchanged
+        assert fs.use_private_umask() == 0o022
+        (tmp_path / "f").write_text("x")
+        (tmp_path / "d").mkdir()
+        assert fs.user_umask() == 0o022
+        fs.use_private_umask()  # a second call keeps the first user umask
+        assert fs.user_umask() == 0o022
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:

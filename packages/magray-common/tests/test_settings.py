@@ -105,3 +105,20 @@ def test_every_section_exists() -> None:
     assert set(Settings.model_fields) == {
         "logging", "ai", "memory", "llm", "tools", "todo", "router",
     }  # fmt: skip
+
+
+def test_missing_explicit_config_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magray_home: Path
+) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        load_settings(missing)
+    assert info.value.code == "config.missing"
+    assert str(missing) in info.value.message
+    assert "--config" in (info.value.hint or "")
+    monkeypatch.setenv("MAGRAY_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+    monkeypatch.delenv("MAGRAY_CONFIG")
+    assert not (magray_home / "config.toml").exists()
+    assert load_settings().settings.memory.backend == "local"  # the default file is optional

@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Commands that run with a --config file that does not exist yet (`config init` creates it).
+_MAY_CREATE_CONFIG = frozenset({"config", "completion"})
+
+
 def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
@@ -91,6 +95,14 @@ def cli(
     app.debug = debug
     app.log_format = log_format
     app.config_path = config_path.expanduser().resolve() if config_path else None
+    if (
+        app.config_path is not None
+        and ctx.invoked_subcommand not in _MAY_CREATE_CONFIG
+        and not app.config_path.exists()
+    ):
+        from magray.common.settings import missing_config_error
+
+        raise missing_config_error(app.config_path)
     if ctx.invoked_subcommand is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
             from magray.cli.commands._repl import run_repl
@@ -104,6 +116,9 @@ def cli(
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: runs ``cli`` and renders errors as one line."""
     args = sys.argv[1:] if argv is None else argv
+    from magray.common.fs import use_private_umask
+
+    use_private_umask()  # files 0600, dirs 0700, whichever command runs first
     debug = "--debug" in args
     as_json = "--json" in args
     try:

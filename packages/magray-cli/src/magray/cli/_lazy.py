@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-__all__ = ["LazyGroup"]
+__all__ = ["LazyGroup", "unknown_command_message"]
 
 PLUGIN_GROUP = "magray.commands"
 
@@ -61,6 +61,20 @@ class LazyGroup(click.Group):
         self.commands[cmd_name] = command
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, but "did you mean" also knows the commands not imported yet."""
+        name = args[0] if args else ""
+        if (
+            not ctx.resilient_parsing
+            and name
+            and not name.startswith("-")
+            and self.get_command(ctx, name) is None
+        ):
+            raise click.UsageError(unknown_command_message(name, self.list_commands(ctx)), ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List commands using the stored short help, without importing built-ins."""
         rows: list[tuple[str, str]] = []
@@ -79,6 +93,19 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def unknown_command_message(name: str, known: list[str]) -> str:
+    """``No such command 'staus'. Did you mean 'status'?`` (close matches only)."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, known, n=3, cutoff=0.6)
+    message = f"No such command {name!r}."
+    if len(close) == 1:
+        return f"{message} Did you mean {close[0]!r}?"
+    if close:
+        return f"{message} (Did you mean one of: {', '.join(map(repr, close))}?)"
+    return message
 
 
 def _import(path: str) -> Any:

@@ -74,15 +74,26 @@ def console(*, stderr: bool = False) -> Any:
 def print_table(
     columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
 ) -> None:
-    """Print a table of rows (values converted with ``str``)."""
+    """Print a table of rows (values converted with ``str``).
+
+    On a terminal long cells fold to the window's width; piped or redirected,
+    every row stays on one line (a 32-character id is never split), so
+    ``grep``, ``cut`` and ``awk`` see whole values.
+    """
+    from rich.measure import Measurement
     from rich.table import Table
 
+    out = console()
+    piped = not out.is_terminal
     table = Table(title=title, show_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=piped)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    console().print(table)
+    if piped:
+        wide = out.options.update_width(1_000_000)
+        out.width = max(out.width, Measurement.get(out, wide, table).maximum)
+    out.print(table)
 
 
 def exit_code_for(exc: BaseException) -> int:

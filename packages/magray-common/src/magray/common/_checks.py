@@ -31,7 +31,7 @@ def _config() -> HealthResult:
 
     path = paths.config_file()
     try:
-        load_settings(path)
+        load_settings()  # MAGRAY_CONFIG, when set, must name an existing file
     except ConfigError as exc:
         return HealthResult.failed(exc.message, path=str(path))
     if not path.exists():

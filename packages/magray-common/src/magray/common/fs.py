@@ -4,6 +4,11 @@
 directory, flushes and fsyncs it, renames it over the target and fsyncs the
 directory, so a reader sees either the old file or the new one, never a torn
 write, even if the process is killed mid-way.
+
+:func:`use_private_umask` makes everything the process creates private (files
+0600, directories 0700); the ``magray`` command calls it first thing.
+:func:`user_umask` is the umask the user started with, for child processes
+whose files belong to the user's workspace rather than to magray.
 """
 
 from __future__ import annotations
@@ -15,7 +20,47 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_writer", "fsync_dir"]
+__all__ = [
+    "PRIVATE_UMASK",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_writer",
+    "fsync_dir",
+    "use_private_umask",
+    "user_umask",
+]
+
+PRIVATE_UMASK = 0o077
+"""Files 0600, directories 0700: what magray creates is readable only by its user."""
+
+_user_umask: int | None = None
+
+
+def use_private_umask() -> int:
+    """Set the process umask to :data:`PRIVATE_UMASK` and return the previous one.
+
+    The first call remembers the user's umask for :func:`user_umask`. Call it
+    at start-up, before threads: the umask is process-wide.
+    """
+    global _user_umask
+    previous = os.umask(PRIVATE_UMASK)
+    if _user_umask is None:
+        _user_umask = previous
+    return previous
+
+
+def user_umask() -> int:
+    """The umask the user started the process with.
+
+    Pass it to child processes that create files in the user's own workspace
+    (``subprocess.Popen(..., umask=user_umask())``), so a command run through
+    magray writes files with the modes the user expects, not magray's 0600.
+    """
+    if _user_umask is not None:
+        return _user_umask
+    current = os.umask(PRIVATE_UMASK)  # reading the umask means setting it
+    os.umask(current)
+    return current
 
 
 def fsync_dir(directory: Path) -> None:

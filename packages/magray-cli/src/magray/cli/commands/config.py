@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from magray.cli._complete import complete_config_keys
 from magray.cli._context import AppContext, json_option, pass_app
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def config_show(app: AppContext, section: str | None) -> None:
 
 
 @config.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=complete_config_keys)
 @json_option
 @pass_app
 def config_get(app: AppContext, key: str) -> None:
@@ -80,15 +81,17 @@ def config_get(app: AppContext, key: str) -> None:
         click.echo(f"{key} = {_show(value)}  ({source})")
 
 
-@config.command("set")
-@click.argument("key")
+# ignore_unknown_options: `config set memory.hnsw_m -5` is a value, not an option.
+@config.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("key", shell_complete=complete_config_keys)
 @click.argument("value")
 @json_option
 @pass_app
 def config_set(app: AppContext, key: str, value: str) -> None:
     """Set KEY to VALUE in the config file (validated, written atomically).
 
-    VALUE is read as TOML when it parses (42, true, ["a", "b"]), else as a string.
+    VALUE is read as TOML when it parses (42, -5, true, ["a", "b"]), else as a
+    string; a VALUE starting with "-" is a value, not an option.
     """
     from magray.common.errors import ConfigError
     from magray.common.settings import read_config_file
@@ -117,7 +120,7 @@ def config_set(app: AppContext, key: str, value: str) -> None:
 
 
 @config.command("unset")
-@click.argument("key")
+@click.argument("key", shell_complete=complete_config_keys)
 @json_option
 @pass_app
 def config_unset(app: AppContext, key: str) -> None:

@@ -17,6 +17,7 @@ from magray.common.settings._loader import (
     Settings,
     flatten,
     load_settings,
+    missing_config_error,
     read_config_file,
 )
 from magray.common.settings._logging import LoggingSettings
@@ -32,6 +33,7 @@ __all__ = [
     "Settings",
     "flatten",
     "load_settings",
+    "missing_config_error",
     "read_config_file",
     # sections
     "AISettings",

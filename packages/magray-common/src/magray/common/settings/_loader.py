@@ -28,7 +28,14 @@ from magray.common.settings._router import RouterSettings
 from magray.common.settings._todo import TodoSettings
 from magray.common.settings._tools import ToolsSettings
 
-__all__ = ["ENV_PREFIX", "LoadedSettings", "Settings", "load_settings", "read_config_file"]
+__all__ = [
+    "ENV_PREFIX",
+    "LoadedSettings",
+    "Settings",
+    "load_settings",
+    "missing_config_error",
+    "read_config_file",
+]
 
 ENV_PREFIX = "MAGRAY_"
 # Env vars with the prefix that configure paths, not settings fields.
@@ -100,15 +107,19 @@ class LoadedSettings:
         return flatten(self.settings)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a TOML config file; a missing file is an empty config.
+def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
+    """Parse a TOML config file; a missing file is an empty config unless ``required``.
 
     Raises:
-        ConfigError: The file exists but cannot be read or is not valid TOML.
+        ConfigError: The file exists but cannot be read or is not valid TOML
+            (``config.unreadable``), or it is ``required`` and does not exist
+            (``config.missing``).
     """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        if required:
+            raise missing_config_error(path) from None
         return {}
     except OSError as exc:
         raise ConfigError(
@@ -128,18 +139,34 @@ def read_config_file(path: Path) -> dict[str, Any]:
         ) from exc
 
 
+def missing_config_error(path: Path) -> ConfigError:
+    """The error for a config file named by ``--config``/``MAGRAY_CONFIG`` that does not exist."""
+    return ConfigError(
+        f"config file {path} does not exist",
+        hint=f"check the path given with --config or MAGRAY_CONFIG, or create it with "
+        f"`magray --config {path} config init`",
+        code="config.missing",
+        details={"path": str(path)},
+    )
+
+
 def load_settings(config_path: Path | None = None) -> LoadedSettings:
     """Load settings: defaults < TOML file < ``MAGRAY_*`` env vars.
 
     Args:
-        config_path: The TOML file (default: :func:`magray.common.paths.config_file`).
+        config_path: The TOML file. Without it, ``MAGRAY_CONFIG`` or the
+            default ``config.toml`` (:func:`magray.common.paths.config_file`).
+            A file named explicitly (here or by ``MAGRAY_CONFIG``) must exist;
+            the default file is optional.
 
     Raises:
-        ConfigError: The file is unreadable or a value is invalid. The message
-            names the key, the offending value and where it came from.
+        ConfigError: The file is missing although named explicitly, unreadable,
+            or a value is invalid. The message names the key, the offending
+            value and where it came from.
     """
+    explicit = config_path is not None or paths.config_file_is_explicit()
     path = Path(config_path) if config_path is not None else paths.config_file()
-    file_data = read_config_file(path)
+    file_data = read_config_file(path, required=explicit)
     env_keys = _env_keys(os.environ)
     try:
         settings = Settings(**file_data)
