@@ -134,3 +134,58 @@ def test_errors_end_to_end(run_magray: Any) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error[llm.network]")
     assert "Traceback" not in result.stderr
+
+
+def _no_network_env() -> dict[str, str]:
+    """Proxies pointing at a closed loopback port: a request that left would fail as
+    ``llm.network``, never as ``llm.auth``; a retry would wait 5 s."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return {
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "ALL_PROXY": closed,
+        "NO_PROXY": "",
+        "MAGRAY_LLM__RETRY_BASE_DELAY": "5",
+    }
+
+
+@pytest.mark.parametrize("command", [["chat", "--no-memory", "hi"], ["llm", "ask", "hi"]])
+def test_a_missing_key_names_the_variable_at_once(
+    run_magray: Any, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    import time
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    env = {**_no_network_env(), "MAGRAY_LLM__MODEL": "openai/gpt-4o-mini"}
+    started = time.perf_counter()
+    result = run_magray(*command, env=env)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error[llm.auth]: openai/gpt-4o-mini: no API key")
+    assert "OPENAI_API_KEY" in result.stderr.splitlines()[0]
+    assert "hint: set it (`export OPENAI_API_KEY=...`)" in result.stderr
+    assert elapsed < 5.0  # no retry (it would wait 5 s), no request
+
+
+def test_a_refused_key_is_an_auth_error_without_retries(
+    run_magray: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with LoopbackLLM() as server:
+        server.responder = lambda body: Reply(status=401, error="Incorrect API key provided")
+        env = {
+            "MAGRAY_LLM__MODEL": "openai/loopback",
+            "MAGRAY_LLM__API_BASE": server.api_base,
+            "MAGRAY_LLM__MODELS": json.dumps({"openai/loopback": {"api_key_env": "TEAM_KEY"}}),
+            "TEAM_KEY": "sk-wrong",
+            "MAGRAY_LLM__RETRY_BASE_DELAY": "5",
+        }
+        result = run_magray("chat", "--no-memory", "hi", env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error[llm.auth]")
+    assert "TEAM_KEY" in result.stderr
+    assert "sk-wrong" not in result.stderr
+    assert len(server.requests) == 1  # not retried
+    assert server.headers[0]["authorization"] == "Bearer sk-wrong"

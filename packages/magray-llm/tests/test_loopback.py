@@ -428,3 +428,104 @@ def test_a_key_echoed_by_the_provider_is_masked(server: Any, sleeps: list[float]
         make_client(server, sleeps).complete("x")
     assert "sk-test-secret" not in str(info.value)
     assert "***" in str(info.value)
+
+
+# ------------------------------------------------------------------ missing or refused keys
+
+
+def test_a_missing_key_fails_at_once_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """The provider's own server and no key: an auth error before any request, no retries."""
+    import time
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    metrics = MetricsRegistry()
+    client = LLMClient(
+        settings=LLMSettings(model="openai/gpt-4o-mini"), sleep=sleeps.append, metrics=metrics
+    )
+    started = time.perf_counter()
+    with pytest.raises(LLMAuthError) as info:
+        client.complete("hi")
+    assert time.perf_counter() - started < 2.0
+    assert "OPENAI_API_KEY" in info.value.message
+    assert "OPENAI_API_KEY" in (info.value.hint or "")
+    assert not info.value.retriable
+    assert sleeps == []
+    assert [a["outcome"] for a in info.value.details["attempts"]] == ["llm.auth"]
+    assert metrics.snapshot()["counters"]["llm.errors{code=llm.auth,model=openai/gpt-4o-mini}"] == 1
+
+
+def test_a_missing_key_names_the_configured_api_key_env(
+    server: Any, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    monkeypatch.delenv("MY_TEAM_KEY", raising=False)
+    section = LLMSettings(
+        model="openai/main",
+        api_base=server.api_base,
+        models={"openai/main": {"api_key_env": "MY_TEAM_KEY"}},
+    )
+    client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
+    with pytest.raises(LLMAuthError) as info:
+        client.complete("hi")
+    assert "MY_TEAM_KEY" in (info.value.hint or "")
+    assert "OPENAI_API_KEY" not in (info.value.hint or "")
+    assert server.requests == []  # detected before any request
+    assert sleeps == []
+
+
+def test_a_refused_key_is_not_retried_and_names_api_key_env(
+    server: Any, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    monkeypatch.setenv("MY_TEAM_KEY", "sk-wrong")
+    server.script("main", lb.error(401, "Incorrect API key provided", code="invalid_api_key"))
+    section = LLMSettings(
+        model="openai/main",
+        api_base=server.api_base,
+        models={"openai/main": {"api_key_env": "MY_TEAM_KEY"}},
+    )
+    client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
+    with pytest.raises(LLMAuthError) as info:
+        client.complete("hi")
+    assert len(server.requests) == 1
+    assert server.headers[0]["authorization"] == "Bearer sk-wrong"
+    assert sleeps == []
+    assert "MY_TEAM_KEY" in (info.value.hint or "")
+
+
+def test_a_missing_key_falls_back_to_a_model_that_has_one(
+    server: Any, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server.script("backup", lb.chat("from backup"))
+    section = LLMSettings(
+        model="openai/gpt-4o-mini",
+        fallbacks=["openai/backup"],
+        models={"openai/backup": {"api_base": server.api_base, "api_key": "k"}},
+    )
+    client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
+    reply = client.complete("hi")
+    assert reply.text == "from backup"
+    assert [a["outcome"] for a in reply.attempts] == ["llm.auth", "ok"]
+    assert sleeps == []
+
+
+def test_deployments_without_any_key_fail_before_the_router(
+    monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    section = LLMSettings(
+        model="fast",
+        deployments=[
+            {"name": "fast", "model": "openai/gpt-4o-mini"},
+            {"name": "fast", "model": "openai/gpt-4o"},
+        ],
+    )
+    client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
+    try:
+        with pytest.raises(LLMAuthError) as info:
+            client.complete("hi")
+    finally:
+        client.close()
+    assert "OPENAI_API_KEY" in (info.value.hint or "")
+    assert sleeps == []

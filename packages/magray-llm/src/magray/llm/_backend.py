@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.common.errors import LLMError
 from magray.llm.errors import (
@@ -24,12 +25,17 @@ from magray.llm.errors import (
     LLMTimeoutError,
 )
 
+if TYPE_CHECKING:
+    from magray.llm._config import ModelConfig
+
 __all__ = [
     "aclose_cached_clients",
     "close_cached_clients",
     "env_key_names",
+    "key_names",
     "litellm_module",
     "map_error",
+    "missing_key",
     "provider_of",
     "warm_up",
 ]
@@ -163,15 +169,22 @@ def _short(exc: BaseException) -> str:
 
 
 def map_error(
-    exc: BaseException, *, model: str, api_base: str | None = None, secret: str | None = None
+    exc: BaseException,
+    *,
+    model: str,
+    api_base: str | None = None,
+    secret: str | None = None,
+    key_env: Sequence[str] = (),
 ) -> LLMError:
     """Turn a litellm/openai/httpx exception into an :class:`LLMError` subclass with a hint.
 
-    ``secret`` (the API key that was sent) is masked wherever a provider echoes it back.
+    ``secret`` (the API key that was sent) is masked wherever a provider echoes it back;
+    ``key_env`` names the env var(s) an authentication error's hint tells the user to set
+    (default: the provider's usual one).
     """
     if isinstance(exc, LLMError):
         return exc
-    err = _map(exc, model=model, api_base=api_base)
+    err = _map(exc, model=model, api_base=api_base, key_env=key_env)
     if secret and len(secret) >= 4:
         err.message = err.message.replace(secret, "***")
         err.args = (err.message,)
@@ -181,7 +194,9 @@ def map_error(
     return err
 
 
-def _map(exc: BaseException, *, model: str, api_base: str | None) -> LLMError:
+def _map(
+    exc: BaseException, *, model: str, api_base: str | None, key_env: Sequence[str]
+) -> LLMError:
     name = type(exc).__name__
     names = {cls.__name__ for cls in type(exc).__mro__}
     status = _status(exc)
@@ -205,12 +220,13 @@ def _map(exc: BaseException, *, model: str, api_base: str | None) -> LLMError:
             "(`magray config set llm.timeout 120`) or try again",
             details=details,
         )
-    if "AuthenticationError" in names or "PermissionDeniedError" in names or status in {401, 403}:
-        return LLMAuthError(
-            message,
-            hint=_key_hint(model),
-            details=details,
-        )
+    if (
+        "AuthenticationError" in names
+        or "PermissionDeniedError" in names
+        or status in {401, 403}
+        or any(text in str(exc) for text in _NO_CREDENTIALS)
+    ):
+        return LLMAuthError(message, hint=_key_hint(model, key_env), details=details)
     if "RateLimitError" in names or status == 429:
         return LLMRateLimitError(
             message,
@@ -265,12 +281,52 @@ def _map(exc: BaseException, *, model: str, api_base: str | None) -> LLMError:
     )
 
 
-def _key_hint(model: str) -> str:
-    env = env_key_names(model)
+# What the openai SDK (under litellm) says when no key was given at all; litellm wraps it
+# in an InternalServerError, which must not read as a retriable server failure.
+_NO_CREDENTIALS = ("Missing credentials", "api_key client option must be set")
+
+
+def _key_hint(model: str, key_env: Sequence[str] = ()) -> str:
+    env = list(key_env) or env_key_names(model)
     if env:
         names = " or ".join(env)
         return f"check the API key: set {names}, or llm.api_key (`magray llm models` shows keys)"
     return "check the API key (llm.api_key or the provider's env var)"
+
+
+def key_names(cfg: ModelConfig) -> list[str]:
+    """The env var(s) that hold ``cfg``'s key: its ``api_key_env``, else the provider's own.
+
+    Known from the model's prefix alone (never imports litellm); empty when unknown.
+    """
+    if cfg.key_env:
+        return [cfg.key_env]
+    prefix, sep, _ = cfg.model.partition("/")
+    return [_KEY_ENV[prefix]] if sep and prefix in _KEY_ENV else []
+
+
+def missing_key(cfg: ModelConfig) -> LLMAuthError | None:
+    """The error for a call that cannot carry a key, detected before any request.
+
+    A model needs a key when it has a configured ``api_key_env``, or when it talks to its
+    provider's own server (no ``api_base``) and the provider is known to need one. Such a
+    call without ``api_key`` and with the env var(s) unset fails here, at once, instead of
+    after a round trip (or a retry loop): the error names the variable to set.
+    """
+    if cfg.api_key or cfg.is_local:
+        return None
+    names = key_names(cfg)
+    if not names or (cfg.api_base and not cfg.key_env):
+        return None  # a custom server may well take no key
+    if any(os.environ.get(name) for name in names):
+        return None
+    listed = " or ".join(names)
+    return LLMAuthError(
+        f"{cfg.model}: no API key: {listed} is not set",
+        hint=f"set it (`export {names[0]}=...`), or put the key in llm.api_key "
+        "(`magray config set llm.api_key ...`); `magray llm models` shows where keys come from",
+        details={"model": cfg.model, "env": names},
+    )
 
 
 _KEY_ENV = {

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from magray.common.errors import LLMError
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
-from magray.llm._backend import litellm_module, map_error
+from magray.llm._backend import key_names, litellm_module, map_error, missing_key
 from magray.llm._config import LOCAL_PREFIX, ModelConfig, RetryPolicy
 from magray.llm._routing import (
     DEFAULT_STRATEGY,
@@ -220,6 +220,29 @@ class LLMClient:
         names = [model] if model is not None else self.models
         return [d for name in names for d in deployments_for(name, self._settings)]
 
+    def check_keys(self, model: str | None = None) -> None:
+        """Raise the error a call would end with when no model of it can carry an API key.
+
+        No request is made and litellm is not imported: front ends call this before slow
+        work (memory retrieval, planning) so that a missing key is reported at once.
+
+        Args:
+            model: Check only this model (default: the configured chain).
+
+        Raises:
+            LLMAuthError: Every deployment of the chain (or of ``model``) needs a key from
+                an env var that is not set; the message and hint name the variable.
+            LLMNotConfiguredError: No model is configured.
+        """
+        deployments = self.deployments(model) if model is not None else None
+        if deployments is None:
+            self._chain(None)
+            deployments = self.deployments()
+        errors = [missing_key(d.config) for d in deployments]
+        first = errors[0] if errors else None
+        if first is not None and all(errors):
+            raise first
+
     def _routed_chain(self, chain: tuple[str, ...]) -> RoutedModels | None:
         if chain not in self._routers:
             groups = [deployments_for(name, self._settings) for name in chain]
@@ -245,6 +268,12 @@ class LLMClient:
     def _router_for(self, model: str | None) -> tuple[RoutedModels, str, bool] | None:
         """The Router serving a call, the model name to ask it for and whether that name
         alone may answer (an explicit ``model``); ``None`` = call one deployment directly."""
+        routing = self._routing(model)
+        if routing is not None:  # the Router would retry a missing key: fail before it
+            self.check_keys(model)
+        return routing
+
+    def _routing(self, model: str | None) -> tuple[RoutedModels, str, bool] | None:
         if model is None:
             if not self.models:
                 self._chain(None)  # raises LLMNotConfiguredError
@@ -356,11 +385,10 @@ class LLMClient:
             for retry in range(self.retry.max_retries + 1):
                 start = self._clock()
                 try:
+                    _require_key(cfg)
                     return request(cfg), cfg
                 except Exception as exc:
-                    err = map_error(exc, model=cfg.model, api_base=cfg.api_base, secret=cfg.api_key)
-                    if err is not exc:
-                        err.__cause__ = exc
+                    err = _mapped(exc, cfg)
                     latency = (self._clock() - start) * 1000
                     self._record_error(cfg.model, err, latency)
                     attempts.log.append(
@@ -386,11 +414,10 @@ class LLMClient:
             for retry in range(self.retry.max_retries + 1):
                 start = self._clock()
                 try:
+                    _require_key(cfg)
                     return await request(cfg), cfg
                 except Exception as exc:
-                    err = map_error(exc, model=cfg.model, api_base=cfg.api_base, secret=cfg.api_key)
-                    if err is not exc:
-                        err.__cause__ = exc
+                    err = _mapped(exc, cfg)
                     self._record_error(cfg.model, err, (self._clock() - start) * 1000)
                     attempts.log.append(
                         {"model": cfg.model, "outcome": err.code, "message": err.message}
@@ -975,6 +1002,22 @@ def _close_routers(routers: dict[tuple[str, ...], RoutedModels | None]) -> None:
         if routed is not None:
             routed.close()
     routers.clear()
+
+
+def _require_key(cfg: ModelConfig) -> None:
+    """Fail before any request (and before importing litellm) when no key can be sent."""
+    err = missing_key(cfg)
+    if err is not None:
+        raise err
+
+
+def _mapped(exc: BaseException, cfg: ModelConfig) -> LLMError:
+    err = map_error(
+        exc, model=cfg.model, api_base=cfg.api_base, secret=cfg.api_key, key_env=key_names(cfg)
+    )
+    if err is not exc:
+        err.__cause__ = exc
+    return err
 
 
 def _llm_section(settings: LLMSettings | Settings | None) -> LLMSettings | None:

@@ -55,6 +55,7 @@ class ModelConfig:
         max_tokens: Completion token limit (``None`` = provider default).
         structured_mode: ``auto``, ``json_schema``, ``tool`` or ``prompt``.
         params: Extra litellm keyword arguments.
+        key_env: The env var configured to hold the key (``api_key_env``), if any.
     """
 
     model: str
@@ -65,6 +66,7 @@ class ModelConfig:
     max_tokens: int | None = None
     structured_mode: str = "auto"
     params: dict[str, Any] = field(default_factory=dict)
+    key_env: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -103,11 +105,13 @@ def resolve_model(model: str, settings: LLMSettings | None) -> ModelConfig:
     max_tokens = settings.max_tokens
     mode: str = settings.structured_mode
     params: dict[str, Any] = {}
+    key_env: str | None = None
     if override is not None:
         api_base = override.api_base or api_base
         if override.api_key is not None:
             api_key = override.api_key.get_secret_value()
         elif override.api_key_env:
+            key_env = override.api_key_env
             api_key = os.environ.get(override.api_key_env) or api_key
         timeout = override.timeout or timeout
         if override.temperature is not None:
@@ -124,4 +128,5 @@ def resolve_model(model: str, settings: LLMSettings | None) -> ModelConfig:
         max_tokens=max_tokens,
         structured_mode=mode,
         params=params,
+        key_env=key_env,
     )

@@ -125,17 +125,18 @@ def deployments_for(name: str, settings: LLMSettings | None) -> list[Deployment]
         if d.name != name:
             continue
         base = resolve_model(d.model, settings)
-        api_key = base.api_key
+        api_key, key_env = base.api_key, base.key_env
         if d.api_key is not None:
-            api_key = d.api_key.get_secret_value()
+            api_key, key_env = d.api_key.get_secret_value(), None
         elif d.api_key_env:
-            api_key = os.environ.get(d.api_key_env) or None
+            api_key, key_env = os.environ.get(d.api_key_env) or None, d.api_key_env
         config = replace(
             base,
             api_base=d.api_base or base.api_base,
             api_key=api_key,
             timeout=d.timeout or base.timeout,
             params={**base.params, **d.params},
+            key_env=key_env,
         )
         out.append(
             Deployment(
@@ -458,10 +459,12 @@ class RoutedModels:
                 {"model": dep.label, "outcome": "ok", "latency_ms": round(latency, 3)}
             )
             return
-        from magray.llm._backend import map_error
+        from magray.llm._backend import key_names, map_error
 
         cfg = dep.config
-        err = map_error(exc, model=dep.label, api_base=cfg.api_base, secret=cfg.api_key)
+        err = map_error(
+            exc, model=dep.label, api_base=cfg.api_base, secret=cfg.api_key, key_env=key_names(cfg)
+        )
         if err is not exc:
             err.__cause__ = exc
         log.last_failed, log.last_error = dep, err
@@ -530,6 +533,21 @@ class RoutedModels:
         self._portal.close()
 
 
+def _require_key(dep: Deployment | None) -> None:
+    """A deployment that cannot carry a key fails without a request, as an authentication
+    error (which the Router does not retry on the same deployment)."""
+    from magray.llm._backend import missing_key
+
+    err = missing_key(dep.config) if dep is not None else None
+    if err is not None:
+        from litellm.exceptions import AuthenticationError
+
+        assert dep is not None
+        model = dep.config.model
+        message = err.message.removeprefix(f"{model}: ")
+        raise AuthenticationError(message, llm_provider=model.partition("/")[0], model=model)
+
+
 def _make_host(owner: RoutedModels) -> Any:
     """A litellm ``PythonHost`` whose attempts and sleeps go through ``owner``."""
     from litellm.router_python_host import PythonHost
@@ -545,6 +563,7 @@ def _make_host(owner: RoutedModels) -> Any:
                 owner._prepare_attempt(dep, kwargs)
                 started = owner.clock()
                 try:
+                    _require_key(dep)
                     result = await endpoint(*args, **kwargs)
                 except BaseException as exc:
                     owner._after_attempt(dep, exc, started)
