@@ -111,3 +111,42 @@ def test_errors_are_one_line_with_a_hint(ws: Path) -> None:
     assert "Traceback" not in result.stderr
     assert result.returncode == 2
     assert result.stderr.startswith("error[router.plan_invalid]")
+
+
+def test_smart_dry_run_exits_2_when_the_plan_cannot_run(ws: Path) -> None:
+    result = kit.run_magray("smart", "--dry-run", "read the file then list the files", cwd=ws)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "Cannot run: step s1 (file_read) lacks path" in result.stdout
+    assert "error[router.plan_invalid]: the plan cannot run" in result.stderr  # after progress
+    ok = kit.run_magray("smart", "--dry-run", "grep TODO then list the files", cwd=ws)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_smart_with_an_empty_task_says_it_is_empty(ws: Path) -> None:
+    result = kit.run_magray("smart", "", cwd=ws)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error[router.empty]: nothing to plan: the task is empty")
+    assert "no step" not in result.stderr
+
+
+def test_chat_never_answers_a_question_with_its_own_transcript(ws: Path) -> None:
+    first = chat(ws, "--json", "what is the staging database called?")
+    assert first.returncode == 0, first.stderr
+    second = chat(ws, "--json", "what is the staging database called?")
+    reply = json.loads(second.stdout)
+    assert reply["context"] == []
+    assert "User asked" not in reply["text"]
+    assert reply["text"].startswith("Nothing relevant in memory for this request")
+    assert 'magray memory add "..."' in reply["text"]
+
+
+def test_an_unrelated_question_says_nothing_relevant_and_how_to_add(ws: Path) -> None:
+    chat(ws, "remember that the release train leaves every second Tuesday")
+    result = chat(ws, "what is the capital of Australia?")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing relevant in memory for this request (best match" in result.stdout
+    assert "magray memory add" in result.stdout
+    assert "release train" not in result.stdout
+    relevant = chat(ws, "when does the release train leave?")
+    assert "every second Tuesday" in relevant.stdout

@@ -78,3 +78,27 @@ def test_a_step_whose_dependency_failed_says_why_it_did_not_run(ws: Path) -> Non
     data = json.loads(result.stdout)
     assert data["steps"][0]["status"] == "failed"
     assert data["steps"][1]["error"] == "not run: it needs s1 (file_read), which failed"
+
+
+def test_dry_run_of_a_plan_that_cannot_run_exits_2_after_showing_it(ws: Path) -> None:
+    from magray.router import PlanInvalidError
+
+    task = "read the file then list the files"
+    result = CliRunner().invoke(cli, ["smart", "--dry-run", "--plain", "--no-memory", task])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, PlanInvalidError)
+    assert result.exception.details["problems"] == ["step s1 (file_read) lacks path"]
+    assert "Cannot run: step s1 (file_read) lacks path" in result.stdout  # the plan is shown
+    # the same task without --dry-run is refused with the same problems
+    real = CliRunner().invoke(cli, ["smart", "--no-memory", task])
+    assert isinstance(real.exception, PlanInvalidError)
+    assert real.exception.details["problems"] == result.exception.details["problems"]
+
+
+@pytest.mark.parametrize("task", ["", "   "])
+def test_an_empty_task_is_a_usage_error_that_says_so(ws: Path, task: str) -> None:
+    from magray.router import EmptyRequestError
+
+    result = CliRunner().invoke(cli, ["smart", "--no-memory", task])
+    assert isinstance(result.exception, EmptyRequestError)
+    assert "the task is empty" in result.exception.message

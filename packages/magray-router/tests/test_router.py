@@ -44,7 +44,8 @@ def test_no_llm_question_returns_memory_passages_and_the_configure_command(make_
 
 def test_no_llm_with_empty_memory_says_so(make_router) -> None:
     reply = make_router().ask("why is the sky blue?")
-    assert "Nothing in memory matches" in reply.text
+    assert "Nothing relevant in memory for this request." in reply.text
+    assert 'magray memory add "..."' in reply.text
     assert reply.citations == []
 
 

@@ -24,7 +24,7 @@ from magray.router import _wiring as W
 from magray.router._prompts import PLAN_REFERENCES, summary_messages
 from magray.router._refs import find_refs, reference_problems, resolve_args, step_output
 from magray.router._types import Event, EventKind, EventSink, Plan, PlanReport, StepResult
-from magray.router.errors import PlanInvalidError
+from magray.router.errors import EmptyRequestError, PlanInvalidError
 
 if TYPE_CHECKING:
     from magray.router._router import Router
@@ -99,8 +99,14 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
     """Plan ``task`` and (unless ``dry_run``) execute it; see the module docstring.
 
     Raises:
+        EmptyRequestError: ``task`` is empty.
         PlanInvalidError: The plan cannot run (without ``dry_run``).
     """
+    if not task.strip():
+        raise EmptyRequestError(
+            "nothing to plan: the task is empty",
+            hint='say what to do: `magray smart "grep TODO in src and make a task list"`',
+        )
     started = router.clock()
     tools = set(router.registry.names())
     max_steps = router.settings.router.max_plan_steps
@@ -122,13 +128,7 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
     if dry_run:
         report.elapsed_s = router.clock() - started
         return report
-    if report.problems:
-        raise PlanInvalidError(
-            "the plan cannot run: " + "; ".join(report.problems),
-            hint="rephrase the task with the missing details (paths, patterns), or check it "
-            "first with --dry-run",
-            details={"plan": plan.model_dump(mode="json"), "problems": report.problems},
-        )
+    report.raise_for_problems()
     report.steps = _execute(router, plan, emit)
     report.executed = True
     while (

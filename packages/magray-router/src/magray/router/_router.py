@@ -46,6 +46,10 @@ _NO_LLM_NOTICE = (
     f"would give a fuller answer. Configure one with `{CONFIGURE_LLM_COMMAND}` "
     "(and set OPENAI_API_KEY), or any litellm model string."
 )
+#: ``metadata["kind"]`` of a stored chat exchange.
+EXCHANGE_KIND = "exchange"
+_ASKED = "User asked: "
+_USER = "User: "
 _STDIN_LIMIT = 100_000  # characters of piped input sent to the model
 _STORE_LIMIT = 4_000  # characters of one stored exchange
 _SHOW_LIMIT = 2_000  # characters of a tool result shown in a no-LLM answer
@@ -245,17 +249,46 @@ class Router:
 
     # ------------------------------------------------------------ memory
 
-    def search_memory(self, query: str, *, k: int | None = None) -> list[Passage]:
-        """Memory passages relevant to ``query`` (empty with memory off or on failure)."""
+    def search_memory(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        exchanges: bool = True,
+        min_score: float | None = None,
+        question: str | None = None,
+    ) -> list[Passage]:
+        """Memory passages relevant to ``query``, best first (empty with memory off).
+
+        Args:
+            query: The text to search for.
+            k: How many passages at most (default ``router.context_k``).
+            exchanges: Include stored chat exchanges (``kind = "exchange"``). An
+                exchange of the same question is never returned either way: a
+                transcript must not answer its own question.
+            min_score: Leave out passages scoring below this (default
+                ``router.min_context_score``).
+            question: The request ``query`` was made from, when it differs (its
+                stored exchanges are left out too).
+        """
+        floor = self.settings.router.min_context_score if min_score is None else min_score
+        found = self._search(query, k, exchanges=exchanges, question=question)
+        return [p for p in found if p.score >= floor]
+
+    def _search(
+        self, query: str, k: int | None, *, exchanges: bool, question: str | None = None
+    ) -> list[Passage]:
         store = self.memory
         if store is None or not query.strip():
             return []
         count = k if k is not None else self.settings.router.context_k
         if count <= 0 or store.count() == 0:
             return []
-        passages = W.memory_search(store, query, count)
-        floor = self.settings.router.min_context_score
-        return [p for p in passages if p.score >= floor]
+        where = None if exchanges else {"kind": {"$ne": EXCHANGE_KIND}}
+        # a few extra hits make up for the transcripts of this same question dropped below
+        passages = W.memory_search(store, query, min(count + 4, 100), where=where)
+        asked = {query} if question is None else {query, question}
+        return [p for p in passages if not any(_transcript_of(p, q) for q in asked)][:count]
 
     def remember(
         self, text: str, *, layer: str | None = None, metadata: dict[str, Any] | None = None
@@ -273,16 +306,17 @@ class Router:
         if not self.store_interactions:
             return
         if reply.mode == "no-llm" and reply.route in (Route.ANSWER, Route.MEMORY):
-            text = f"User asked: {reply.request}"  # the answer was memory itself: do not copy it
+            text = f"{_ASKED}{reply.request}"  # the answer was memory itself: do not copy it
         elif reply.mode == "no-llm" and reply.tools:  # keep the gist, not whole tool outputs
             calls = "; ".join(
                 f"{t.tool}({json.dumps(t.args)}) {'ok' if t.ok else 'failed'}" for t in reply.tools
             )
-            text = f"User: {reply.request}\nmagray ran {calls}: {_one_line(reply.text, 300)}"
+            text = f"{_USER}{reply.request}\nmagray ran {calls}: {_one_line(reply.text, 300)}"
         else:
-            text = f"User: {reply.request}\nmagray: {reply.text}"
+            text = f"{_USER}{reply.request}\nmagray: {reply.text}"
         meta = {
-            "kind": "exchange",
+            "kind": EXCHANGE_KIND,
+            "request": reply.request[:_STORE_LIMIT],
             "route": reply.route.value,
             "mode": reply.mode,
             "model": reply.model,
@@ -524,8 +558,12 @@ class Router:
 
     def _memory_answer(self, request: str, stdin: str | None, decision: Decision) -> Reply:
         # With piped input, its tail (where a log's error usually is) joins the query.
+        # Memory is the answer here, so stored exchanges (transcripts of earlier
+        # questions) are left out, and so is anything below the relevance floor.
         query = f"{request}\n{stdin[-1000:]}" if stdin else request
-        passages = self.search_memory(query)
+        found = self._search(query, None, exchanges=False)
+        floor = self.settings.router.answer_min_score
+        passages = [p for p in found if p.score >= floor]
         if passages:
             lines = ["Most relevant memory:"]
             lines += [
@@ -535,7 +573,11 @@ class Router:
         elif not self.use_memory:
             text = "Memory is off for this request, and no language model is configured."
         else:
-            text = "Nothing in memory matches this request."
+            best = f" (best match {found[0].score:.2f}, below {floor:.2f})" if found else ""
+            text = (
+                f"Nothing relevant in memory for this request{best}. Store what you know with "
+                f'`magray memory add "..."`, then ask again.'
+            )
         if stdin:
             text += f"\n\n(Read {len(stdin)} characters from stdin; only an LLM can analyse them.)"
         return Reply(
@@ -551,7 +593,9 @@ class Router:
 
     def _memory_reply(self, request: str, decision: Decision) -> Reply:
         query = str((decision.args or {}).get("query") or request)
-        passages = self.search_memory(query, k=max(self.settings.router.context_k, 5))
+        passages = self.search_memory(
+            query, k=max(self.settings.router.context_k, 5), question=request
+        )
         if passages:
             text = "\n".join(
                 f"- {p.label} ({p.layer}, {p.score:.2f}) {_one_line(p.text)}" for p in passages
@@ -631,6 +675,21 @@ class Router:
         from magray.router._plan import summarize
 
         return summarize(self, report)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split()).casefold().rstrip("?!. ")
+
+
+def _transcript_of(passage: Passage, query: str) -> bool:
+    """True when ``passage`` is a stored exchange of the question ``query``."""
+    if passage.metadata.get("kind") != EXCHANGE_KIND:
+        return False
+    asked = passage.metadata.get("request")
+    if not isinstance(asked, str):  # stored before the request was kept in metadata
+        first = passage.text.split("\n", 1)[0]
+        asked = first.removeprefix(_ASKED).removeprefix(_USER)
+    return _normalized(asked) == _normalized(query)
 
 
 def _add_usage(usage: dict[str, Any], completion: Completion) -> None:

@@ -230,6 +230,23 @@ class PlanReport:
     def failed(self) -> list[StepResult]:
         return [s for s in self.steps if s.status != "done"]
 
+    def raise_for_problems(self) -> None:
+        """Raise :class:`~magray.router.PlanInvalidError` when the plan cannot run.
+
+        ``magray smart --dry-run`` shows the plan, then calls this so that a plan the
+        real run would refuse exits 2 there too.
+        """
+        if not self.problems:
+            return
+        from magray.router.errors import PlanInvalidError
+
+        raise PlanInvalidError(
+            "the plan cannot run: " + "; ".join(self.problems),
+            hint="rephrase the task with the missing details (paths, patterns); "
+            "`magray smart --dry-run TASK` shows a plan without running it",
+            details={"plan": self.plan.model_dump(mode="json"), "problems": self.problems},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan": self.plan.model_dump(mode="json"),

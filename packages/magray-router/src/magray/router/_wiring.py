@@ -58,10 +58,16 @@ def open_memory(settings: Settings) -> MemoryStore:
 
 
 def memory_search(
-    store: MemoryStore, query: str, k: int, *, layers: Sequence[str] | None = None
+    store: MemoryStore,
+    query: str,
+    k: int,
+    *,
+    layers: Sequence[str] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> list[Passage]:
-    """The ``k`` passages most similar to ``query`` across ``layers`` (default: all)."""
-    hits = store.search(query, k=k, layers=list(layers) if layers else None)
+    """The ``k`` passages most similar to ``query`` across ``layers`` (default: all)
+    among the records matching ``where`` (magray-memory's filter)."""
+    hits = store.search(query, k=k, layers=list(layers) if layers else None, where=where)
     return [Passage(h.id, str(h.layer), float(h.score), h.text, dict(h.metadata)) for h in hits]
 
 

@@ -33,7 +33,8 @@ def smart(
     The steps become tasks with dependencies (tagged `smart`) in their own
     task database (router.plan_db, default <data>/smart.db). Failed steps are
     retried; with a language model a failed plan is remade once. Progress goes
-    to stderr, the summary to stdout. Exit code 1 when a step still failed.
+    to stderr, the summary to stdout. Exit code 1 when a step still failed, 2
+    when the task is empty or its plan cannot run (with --dry-run too).
     """
     from magray.cli._output import emit_json
     from magray.cli.commands._assist import Renderer, build_router
@@ -63,5 +64,7 @@ def smart(
         console().print(Markdown(summary))
     else:
         click.echo(summary)
+    if dry_run:  # a plan the real run would refuse exits 2 here too
+        report.raise_for_problems()
     if report.executed and not report.ok:
         sys.exit(1)

@@ -27,6 +27,14 @@ class RouterSettings(BaseModel):
         le=1,
         description="Memory passages scoring below this (cosine) are not used as context.",
     )
+    answer_min_score: float = Field(
+        default=0.3,
+        ge=-1,
+        le=1,
+        description="Without an LLM, memory scoring below this (cosine) is not shown as the "
+        "answer; 'nothing relevant' is said instead (calibrated on the default MiniLM "
+        "embedder, see docs/router.md).",
+    )
     history_turns: int = Field(
         default=10, ge=0, le=200, description="Earlier exchanges sent with each chat request."
     )
