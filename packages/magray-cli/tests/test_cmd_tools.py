@@ -202,3 +202,23 @@ def test_failed_command_prints_its_output_and_a_one_line_error(ws: Path, run_mag
     assert "no-such-file" in failed.stdout  # the command's stderr is part of the result
     assert "error[" not in failed.stdout
     assert failed.stderr.startswith("error[tool.shell.exit_status]: command exited with status")
+
+
+def test_policy_prints_the_mechanism_and_true_defaults(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = invoke("tools", "policy", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["sandbox"] == "workspace-write"
+    assert data["sandbox_mechanism"] in {"bwrap", "landlock"}  # this machine and CI
+    assert data["allow_overwrite"] is False
+    assert data["allow_commit"] is False
+    code, out, _ = invoke("tools", "policy")
+    assert "file_write overwrite asks; git_commit asks" in out
+    monkeypatch.setenv("MAGRAY_TOOLS__SANDBOX_MECHANISM", "none")
+    monkeypatch.setenv("MAGRAY_TOOLS__ALLOW_COMMIT", "true")
+    code, out, _ = invoke("tools", "policy")
+    assert "sandbox_mechanism        none" in out
+    assert "others ask: no OS sandbox confines them" in out
+    assert "git_commit runs" in out

@@ -24,17 +24,26 @@ def test_checks_pass_with_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "tools" in checks["tools.registry"][1]
     assert checks["tools.policy"][0] is Status.OK
     assert checks["tools.git"][0] is Status.OK
-    assert "tools.bwrap" not in checks
+    # This machine and CI confine children; the check names the mechanism.
+    assert checks["tools.sandbox"][0] is Status.OK, checks["tools.sandbox"]
+    assert checks["tools.sandbox"][1].startswith(("bwrap,", "landlock,"))
 
 
-def test_missing_root_bad_policy_and_missing_bwrap(
+def test_sandbox_off_or_full_is_degraded() -> None:
+    off = run(Settings(tools={"sandbox_mechanism": "none"}))  # type: ignore[arg-type]
+    assert off["tools.sandbox"][0] is Status.DEGRADED
+    assert "unconfined" in off["tools.sandbox"][1]
+    full = run(Settings(tools={"sandbox": "full"}))  # type: ignore[arg-type]
+    assert full["tools.sandbox"][0] is Status.DEGRADED
+
+
+def test_missing_root_bad_policy_and_missing_git(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # neither git nor bwrap here
-    settings = Settings(tools={"workspace": [tmp_path / "gone"], "bwrap": True})  # type: ignore[arg-type]
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git here
+    settings = Settings(tools={"workspace": [tmp_path / "gone"]})  # type: ignore[arg-type]
     checks = run(settings)
     assert checks["tools.policy"][0] is Status.DEGRADED
     assert checks["tools.git"][0] is Status.DEGRADED
-    assert checks["tools.bwrap"][0] is Status.FAILED
     bad = Settings(tools={"policy_file": tmp_path / "nope.toml"})  # type: ignore[arg-type]
     assert run(bad)["tools.policy"][0] is Status.FAILED

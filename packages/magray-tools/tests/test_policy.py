@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 
 import pytest
 
 from magray.common.errors import ConfigError
 from magray.common.settings import ToolsSettings
-from magray.tools import Action, Policy, PolicyDeniedError, Rule, is_secret_env
+from magray.tools import Action, Policy, PolicyDeniedError, Rule, child_env, is_secret_env
 
 
 def test_prefix_sibling_is_outside(tmp_path: Path) -> None:
@@ -210,12 +209,12 @@ def test_secret_env_detection(name: str, value: str, secret: bool) -> None:
     assert is_secret_env(name, value) is secret
 
 
-def test_child_env_strips_secrets_but_keeps_passthrough(workspace: Path) -> None:
-    policy = Policy.for_workspace(workspace, env_passthrough=("NPM_TOKEN",))
-    env = policy.child_env(
-        {"PATH": os.environ.get("PATH", ""), "API_KEY": "k", "NPM_TOKEN": "t"}, extra={"X": "1"}
-    )
-    assert env == {"PATH": os.environ.get("PATH", ""), "NPM_TOKEN": "t", "X": "1"}
+def test_child_env_is_an_allow_list() -> None:
+    base = {"PATH": "/bin", "LC_ALL": "C", "TERM": "dumb", "TZ": "UTC", "API_KEY": "k",
+            "NPM_TOKEN": "t", "MYSQL_PWD": "pw", "HOME": "/root", "EDITOR": "vi"}  # fmt: skip
+    env = child_env(("NPM_*",), home="/h", tmp="/t", extra={"X": "1"}, base=base)
+    assert env == {"PATH": "/bin", "LC_ALL": "C", "TERM": "dumb", "TZ": "UTC", "NPM_TOKEN": "t",
+                   "HOME": "/h", "TMPDIR": "/t", "X": "1"}  # fmt: skip
 
 
 def test_host_allowlist_patterns(workspace: Path) -> None:

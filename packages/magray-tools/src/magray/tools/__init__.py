@@ -31,6 +31,16 @@ from magray.tools._model import (
 from magray.tools._policy import Policy, Rule, is_secret_env, load_policy_file
 from magray.tools._proc import ProcessResult, run_process
 from magray.tools._registry import ENTRY_POINT_GROUP, Decision, LoadError, ToolRegistry
+from magray.tools._sandbox import (
+    MODES,
+    Confinement,
+    Mechanism,
+    bwrap_argv,
+    child_env,
+    detect_mechanism,
+    run_confined,
+    seatbelt_profile,
+)
 from magray.tools.errors import (
     GitError,
     PolicyDeniedError,
@@ -68,9 +78,17 @@ __all__ = [
     "Decision",
     "LoadError",
     "ToolRegistry",
-    # processes
+    # processes and the OS sandbox
+    "MODES",
+    "Confinement",
+    "Mechanism",
     "ProcessResult",
+    "bwrap_argv",
+    "child_env",
+    "detect_mechanism",
+    "run_confined",
     "run_process",
+    "seatbelt_profile",
     # errors
     "GitError",
     "PolicyDeniedError",

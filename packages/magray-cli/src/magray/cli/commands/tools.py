@@ -265,6 +265,21 @@ def _without_error_lines(content: str) -> str:
     return "\n".join(lines)
 
 
+def _defaults_line(policy: Policy) -> str:
+    """What happens without rules, stated from the policy itself (never a fixed text)."""
+    confined = policy.confined()
+    parts = [
+        "reads inside the roots run",
+        "shell commands judged read-only run"
+        + ("" if confined else " (others ask: no OS sandbox confines them)"),
+        "other commands ask",
+        "file_write overwrite " + ("runs" if policy.allow_overwrite else "asks"),
+        "git_commit " + ("runs" if policy.allow_commit else "asks"),
+        "destructive commands are refused",
+    ]
+    return "; ".join(parts)
+
+
 @tools.command("policy")
 @click.option(
     "--workspace",
@@ -280,6 +295,7 @@ def tools_policy(app: AppContext, workspace: tuple[Path, ...]) -> None:
     from magray.cli._output import emit_json, print_table
 
     policy = _policy(app, assume_yes=False, workspace=workspace)
+    mechanism = policy.mechanism()
     rules: list[dict[str, Any]] = [
         {
             "tool": r.tool,
@@ -296,7 +312,12 @@ def tools_policy(app: AppContext, workspace: tuple[Path, ...]) -> None:
         "timeout": policy.timeout,
         "max_output_bytes": policy.max_output_bytes,
         "allow_shell": policy.allow_shell,
-        "bwrap": policy.bwrap,
+        "sandbox": policy.sandbox,
+        "sandbox_mechanism": mechanism.name,
+        "sandbox_detail": mechanism.detail,
+        "sandbox_network": policy.sandbox_network,
+        "allow_overwrite": policy.allow_overwrite,
+        "allow_commit": policy.allow_commit,
         "assume_yes": policy.assume_yes,
         "network_allowlist": list(policy.network_allowlist),
         "allow_private_networks": [str(n) for n in policy.allow_private_networks],
@@ -313,8 +334,9 @@ def tools_policy(app: AppContext, workspace: tuple[Path, ...]) -> None:
             continue
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         click.echo(f"{key:24} {shown if shown not in ('', None) else '-'}")
+    click.echo(f"{'defaults':24} {_defaults_line(policy)}")
     if not rules:
-        click.echo("rules                    - (tools decide: read-only allowed, risky asks)")
+        click.echo(f"{'rules':24} - (none; the defaults above apply)")
         return
     click.echo("\nrules (checked in order; the last match wins):")
     print_table(

@@ -60,10 +60,29 @@ class ToolsSettings(BaseModel):
     )
     env_passthrough: list[str] = Field(
         default_factory=list,
-        description="Env vars kept for child processes although they look like secrets.",
+        description="Env var names (or globs such as 'MY_*') child processes get besides "
+        "PATH, HOME (a sandbox home), LANG, LC_*, TERM and TZ; nothing else passes.",
     )
     search_provider: str = Field(
         default="duckduckgo", description="Web search provider (entry-point name)."
     )
     assume_yes: bool = Field(default=False, description="Approve 'ask' rules without prompting.")
-    bwrap: bool = Field(default=False, description="Run shell commands inside bubblewrap.")
+    sandbox: Literal["read-only", "workspace-write", "full"] = Field(
+        default="workspace-write",
+        description="OS confinement of child processes: 'read-only' (no writes but a private "
+        "temp dir), 'workspace-write' (writes only in the workspace roots, .git read-only) or "
+        "'full' (no file-system confinement; explicit opt-in).",
+    )
+    sandbox_mechanism: Literal["auto", "bwrap", "landlock", "seatbelt", "none"] = Field(
+        default="auto",
+        description="How children are confined: 'auto' picks bubblewrap (user namespaces), "
+        "then Landlock on Linux and sandbox-exec on macOS; 'none' turns the OS sandbox off "
+        "(every command that is not plainly read-only then asks).",
+    )
+    sandbox_network: bool = Field(
+        default=False, description="Let sandboxed child processes use the network."
+    )
+    allow_overwrite: bool = Field(
+        default=False, description="Let file_write replace existing files without asking."
+    )
+    allow_commit: bool = Field(default=False, description="Let git_commit run without asking.")

@@ -20,7 +20,7 @@ from magray.tools.builtin._search import (
     WebSearch,
     load_provider,
 )
-from magray.tools.builtin._shell import ShellRun, bwrap_argv, bwrap_path
+from magray.tools.builtin._shell import ShellRun
 from magray.tools.builtin._web import WebFetch, check_url
 
 __all__ = [
@@ -51,7 +51,5 @@ __all__ = [
     # shell
     "ShellRun",
     "Verdict",
-    "bwrap_argv",
-    "bwrap_path",
     "classify",
 ]

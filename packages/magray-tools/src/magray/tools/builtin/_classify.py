@@ -120,6 +120,12 @@ class Verdict:
     reason: str
     parts: tuple[tuple[str, Action, str], ...] = ()
     needs_shell: bool = False
+    writes: bool = False
+
+    @property
+    def read_only(self) -> bool:
+        """Allowed and writes nothing (not even inside the workspace)."""
+        return self.action is Action.ALLOW and not self.writes
 
 
 @dataclass
@@ -129,6 +135,7 @@ class _Judge:
     home: Path
     parts: list[tuple[str, Action, str]] = field(default_factory=list)
     needs_shell: bool = False
+    writes: bool = False
 
     def add(self, text: str, action: Action, reason: str) -> Action:
         self.parts.append((text, action, reason))
@@ -146,7 +153,9 @@ def classify(command: str, *, policy: Policy | None = None, cwd: Path | None = N
     for text, action, reason in judge.parts:
         if action is worst and reason not in reasons:
             reasons.append(f"{reason} [{text}]" if worst is not Action.ALLOW else reason)
-    return Verdict(worst, "; ".join(reasons[:4]), tuple(judge.parts), judge.needs_shell)
+    return Verdict(
+        worst, "; ".join(reasons[:4]), tuple(judge.parts), judge.needs_shell, judge.writes
+    )
 
 
 def _judge_command(judge: _Judge, command: str, depth: int) -> None:
@@ -259,6 +268,7 @@ def _judge_redirect(judge: _Judge, text: str, op: str, target: Word | None) -> N
     elif any(path.is_relative_to(d) for d in SYSTEM_DIRS):
         judge.add(text, Action.DENY, f"writes to the system path {target.text}")
     elif _inside_write_roots(judge, path):
+        judge.writes = True
         judge.add(text, Action.ALLOW, f"writes {target.text} inside the workspace")
     else:
         judge.add(text, Action.ASK, f"writes to {target.text} outside the workspace")
@@ -604,6 +614,7 @@ def _judge_writer(judge: _Judge, name: str, args: list[str], text: str) -> None:
         and paths
         and all(_inside_write_roots(judge, p) for p in paths)
     ):
+        judge.writes = True
         judge.add(text, Action.ALLOW, f"{name} writes inside the workspace")
         return
     judge.add(text, Action.ASK, f"{name} writes files")

@@ -9,6 +9,7 @@ need the repository's top level inside a write root. No tool offers
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from magray.tools._model import Assessment, Risk, Tool, ToolContext, ToolResult
-from magray.tools._proc import ProcessResult, run_process
+from magray.tools._proc import ProcessResult
+from magray.tools._sandbox import run_confined
 from magray.tools.errors import GitError, PolicyDeniedError
 
 __all__ = ["GitAdd", "GitBranch", "GitCommit", "GitDiff", "GitLog", "GitShow", "GitStatus"]
@@ -60,16 +62,58 @@ def _git_binary() -> str:
     return found
 
 
-def _run(ctx: ToolContext, repo: Path, args: list[str], *, check: bool = True) -> ProcessResult:
-    ctx.check()
-    proc = run_process(
-        [_git_binary(), "-C", str(repo), "--no-pager", *_SAFE_CONFIG, *args],
+# The identity and global config git needs for commits pass to the sandboxed child.
+_IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+
+
+def _git_config_global() -> Path | None:
+    """The user's global git config file (read-only inside the sandbox), if any."""
+    named = os.environ.get("GIT_CONFIG_GLOBAL")
+    candidates = [Path(named)] if named else []
+    candidates += [Path(os.path.expanduser("~/.gitconfig"))]
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    candidates.append(Path(xdg) / "git" / "config")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _enclosing_repo(directory: Path) -> Path | None:
+    """The nearest parent holding ``.git`` (read-only in the sandbox when above the roots)."""
+    for parent in (directory, *directory.parents):
+        if (parent / ".git").exists():
+            return parent
+    return None
+
+
+def _launch(
+    ctx: ToolContext, repo: Path, argv: list[str], *, write: bool, stdin: bytes | None = None
+) -> ProcessResult:
+    """Run git confined like every child; write tools may change ``.git``."""
+    env = dict(_GIT_ENV)
+    env.update({k: os.environ[k] for k in _IDENTITY if k in os.environ})
+    if os.environ.get("GIT_CONFIG_NOSYSTEM"):
+        env["GIT_CONFIG_NOSYSTEM"] = "1"
+    config = _git_config_global()
+    extra = [p for p in (config, _enclosing_repo(repo)) if p is not None]
+    if config is not None:
+        env["GIT_CONFIG_GLOBAL"] = str(config)
+    return run_confined(
+        [_git_binary(), "-C", str(repo), *_SAFE_CONFIG, *argv],
+        policy=ctx.policy,
         cwd=repo,
-        env=ctx.policy.child_env(extra=_GIT_ENV),
         timeout=max(ctx.remaining(), 0.001),
-        max_output_bytes=ctx.policy.max_output_bytes,
         cancel=ctx.cancel,
+        stdin=stdin,
+        extra_env=env,
+        git_writable=write,
+        extra_read=extra,
     )
+
+
+def _run(
+    ctx: ToolContext, repo: Path, args: list[str], *, check: bool = True, write: bool = False
+) -> ProcessResult:
+    ctx.check()
+    proc = _launch(ctx, repo, ["--no-pager", *args], write=write)
     if proc.timed_out:
         raise GitError(f"git {args[0]} timed out", code="tool.git.timeout", retriable=True)
     if check and proc.exit_code != 0:
@@ -353,9 +397,9 @@ class GitBranch(Tool[GitBranchArgs]):
             cmd = ["branch", "--", args.name]
             if args.start_point:
                 cmd.append(args.start_point)
-            _run(ctx, directory, cmd)
+            _run(ctx, directory, cmd, write=True)
             return ToolResult(content=f"created branch {args.name}", data={"branch": args.name})
-        proc = _run(ctx, directory, ["switch", "--no-guess", args.name])
+        proc = _run(ctx, directory, ["switch", "--no-guess", args.name], write=True)
         return ToolResult(
             content=f"switched to {args.name}\n{proc.stderr.strip()}".strip(),
             data={"branch": args.name},
@@ -380,7 +424,7 @@ class GitAdd(Tool[GitAddArgs]):
     def run(self, args: GitAddArgs, ctx: ToolContext) -> ToolResult:
         directory, _ = _repo(ctx, args.repo, write=True)
         paths = _paths(ctx, args.paths, write=True)
-        _run(ctx, directory, ["add", "--", *paths])
+        _run(ctx, directory, ["add", "--", *paths], write=True)
         staged = _run(ctx, directory, ["diff", "--cached", "--name-only", "-z"]).stdout
         names = [n for n in staged.split("\0") if n]
         return ToolResult(
@@ -428,15 +472,7 @@ class GitCommit(Tool[GitCommitArgs]):
                     hint="stage changes with git_add first (or set allow_empty=true)",
                     code="tool.git.nothing_staged",
                 )
-        proc = run_process(
-            [_git_binary(), "-C", str(directory), *_SAFE_CONFIG, *cmd],
-            cwd=directory,
-            env=ctx.policy.child_env(extra=_GIT_ENV),
-            timeout=max(ctx.remaining(), 0.001),
-            max_output_bytes=ctx.policy.max_output_bytes,
-            cancel=ctx.cancel,
-            stdin=args.message.encode("utf-8"),
-        )
+        proc = _launch(ctx, directory, cmd, write=True, stdin=args.message.encode("utf-8"))
         if proc.exit_code != 0:
             message = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             hint = None

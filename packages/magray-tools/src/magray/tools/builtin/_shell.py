@@ -1,59 +1,24 @@
-"""The shell tool: classified commands, no shell unless allowed, optional bubblewrap."""
+"""The shell tool: classified commands, no shell unless allowed, confined by the OS sandbox."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from magray.common.errors import InvalidInputError
-from magray.tools._model import Assessment, Risk, Tool, ToolContext, ToolResult
-from magray.tools._policy import Policy
-from magray.tools._proc import ProcessResult, run_process
+from magray.tools._model import Action, Assessment, Risk, Tool, ToolContext, ToolResult
+from magray.tools._proc import ProcessResult
+from magray.tools._sandbox import MODES, run_confined
 from magray.tools.builtin._classify import classify
 from magray.tools.builtin._shlex import Word, tokenize
 from magray.tools.errors import PolicyDeniedError, ShellError, ToolCancelledError, ToolTimeoutError
 
-__all__ = ["ShellRun", "bwrap_argv", "bwrap_path"]
+__all__ = ["ShellRun"]
 
 # Child env additions: never wait for a password or open a pager.
 _CHILD_ENV = {"GIT_TERMINAL_PROMPT": "0", "PAGER": "cat", "GIT_PAGER": "cat"}
-
-
-def bwrap_path() -> str | None:
-    """Path of the ``bwrap`` binary, if installed."""
-    return shutil.which("bwrap")
-
-
-def bwrap_argv(argv: list[str], *, policy: Policy, cwd: Path, binary: str = "bwrap") -> list[str]:
-    """Wrap ``argv`` for bubblewrap: read-only system, writable write roots, no network.
-
-    The whole file system is mounted read-only, ``/home``, ``/root`` and
-    ``/tmp`` are replaced by empty tmpfs (hiding dotfiles and keys), then the
-    read roots (read-only) and write roots (read-write) are mounted back.
-    Every namespace is unshared, so the command has no network.
-    """
-    out = [
-        binary,
-        "--die-with-parent",
-        "--new-session",
-        "--unshare-all",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-    ]  # fmt: skip
-    for hidden in ("/home", "/root", "/run/user"):
-        if Path(hidden).is_dir():
-            out += ["--tmpfs", hidden]
-    for root in policy.read_roots:
-        out += ["--ro-bind-try", str(root), str(root)]
-    for root in policy.write_roots:
-        out += ["--bind", str(root), str(root)]
-    out += ["--chdir", str(cwd), "--", *argv]
-    return out
 
 
 class ShellRunArgs(BaseModel):
@@ -68,6 +33,11 @@ class ShellRunArgs(BaseModel):
     cwd: str = Field(default=".", description="Working directory inside the workspace.")
     timeout: float | None = Field(
         default=None, gt=0, description="Seconds before the command is killed (capped by policy)."
+    )
+    sandbox: Literal["read-only", "workspace-write", "full"] | None = Field(
+        default=None,
+        description="OS sandbox for this command (default: tools.sandbox); a wider one than "
+        "configured needs the user's approval.",
     )
 
 
@@ -85,8 +55,19 @@ class ShellRun(Tool[ShellRunArgs]):
 
     def assess(self, args: ShellRunArgs, ctx: ToolContext) -> Assessment:
         cwd = ctx.policy.check_read(args.cwd, cwd=ctx.workspace)
-        verdict = classify(args.command, policy=ctx.policy, cwd=cwd)
+        policy = ctx.policy
+        verdict = classify(args.command, policy=policy, cwd=cwd)
         result = Assessment(verdict.action, verdict.reason)
+        mode = args.sandbox or policy.sandbox
+        if MODES.index(mode) > MODES.index(policy.sandbox):
+            result = result.merge(
+                Assessment.ask(f"asks for the {mode!r} sandbox, wider than tools.sandbox")
+            )
+        if result.action is Action.ALLOW and not verdict.read_only and not policy.confined(mode):
+            result = Assessment.ask(
+                f"no OS sandbox confines this command ({policy.mechanism().detail}) "
+                "and it is not plainly read-only"
+            )
         if verdict.needs_shell and not ctx.policy.allow_shell:
             result = result.merge(
                 Assessment.deny(
@@ -108,27 +89,17 @@ class ShellRun(Tool[ShellRunArgs]):
             argv = ["/bin/sh", "-c", args.command]
         else:
             argv = [_expand_tilde(t) for t in tokenize(args.command) if isinstance(t, Word)]
-        mode = "direct"
-        if policy.bwrap:
-            binary = bwrap_path()
-            if binary is None:
-                raise ShellError(
-                    "tools.bwrap is on but bubblewrap (bwrap) is not installed",
-                    hint="install it (apt install bubblewrap) or set tools.bwrap = false",
-                    code="tool.shell.bwrap_missing",
-                )
-            argv = bwrap_argv(argv, policy=policy, cwd=cwd, binary=binary)
-            mode = "bwrap"
         timeout = ctx.remaining() if args.timeout is None else min(args.timeout, ctx.remaining())
-        proc = run_process(
+        proc = run_confined(
             argv,
+            policy=policy,
             cwd=cwd,
-            env=policy.child_env(extra=_CHILD_ENV),
             timeout=max(timeout, 0.001),
-            max_output_bytes=policy.max_output_bytes,
+            mode=args.sandbox,
             cancel=ctx.cancel,
+            extra_env=_CHILD_ENV,
         )
-        return _result(args.command, proc, mode, timeout)
+        return _result(args.command, proc, timeout)
 
 
 def _expand_tilde(word: Word) -> str:
@@ -138,7 +109,7 @@ def _expand_tilde(word: Word) -> str:
     return word.text
 
 
-def _result(command: str, proc: ProcessResult, mode: str, timeout: float) -> ToolResult:
+def _result(command: str, proc: ProcessResult, timeout: float) -> ToolResult:
     status = "killed" if proc.exit_code is None or proc.exit_code < 0 else f"exit {proc.exit_code}"
     parts = [f"$ {command}", f"[{status} after {proc.duration_s:.2f} s]"]
     if proc.stdout:
@@ -154,7 +125,8 @@ def _result(command: str, proc: ProcessResult, mode: str, timeout: float) -> Too
         "stdout": proc.stdout,
         "stderr": proc.stderr,
         "timed_out": proc.timed_out,
-        "mode": mode,
+        "sandbox": proc.sandbox,
+        "mode": proc.mode,
         "argv": list(proc.argv),
     }
     content = "\n".join(parts)

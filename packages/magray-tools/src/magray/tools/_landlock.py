@@ -1,0 +1,175 @@
+"""Landlock through ctypes, and the re-exec helper that confines one child.
+
+Only the standard library is imported here, on purpose: the launcher runs this
+file as a script (``python -I -S _landlock.py POLICY -- argv``) when bubblewrap
+cannot be used, so it must start fast and without the venv's site packages.
+The helper, in this order: asks for ``SIGKILL`` when its parent dies (and exits
+if the parent is already gone), sets ``no_new_privs``, builds a Landlock ruleset
+(read/execute beneath the read paths, everything beneath the write paths, TCP
+bind/connect refused unless the network is allowed, and from ABI 6 signals and
+abstract Unix sockets scoped to the sandbox), restricts itself, then ``execv``s
+the target. A Landlock domain also stops the child from ptrace-reading
+processes outside it, so ``/proc/<magray>/environ`` is refused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+__all__ = ["abi_version", "restrict"]
+
+_SYS_CREATE_RULESET = 444  # the same number on every architecture (asm-generic)
+_SYS_ADD_RULE = 445
+_SYS_RESTRICT_SELF = 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NO_NEW_PRIVS = 38
+
+# File-system rights (include/uapi/linux/landlock.h).
+_EXECUTE = 1 << 0
+_WRITE_FILE = 1 << 1
+_READ_FILE = 1 << 2
+_READ_DIR = 1 << 3
+_TRUNCATE = 1 << 14
+_IOCTL_DEV = 1 << 15
+_FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
+_READ = _EXECUTE | _READ_FILE | _READ_DIR
+_NET_BIND_TCP = 1 << 0
+_NET_CONNECT_TCP = 1 << 1
+_SCOPE_ABSTRACT_UNIX = 1 << 0
+_SCOPE_SIGNAL = 1 << 1
+_PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def abi_version() -> int:
+    """The kernel's Landlock ABI (0 when Landlock is missing or disabled)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
+    return max(int(abi), 0)
+
+
+def _fs_rights(abi: int) -> int:
+    rights = (1 << 13) - 1  # ABI 1: EXECUTE .. MAKE_SYM
+    if abi >= 2:
+        rights |= 1 << 13  # REFER
+    if abi >= 3:
+        rights |= _TRUNCATE
+    if abi >= 5:
+        rights |= _IOCTL_DEV
+    return rights
+
+
+def restrict(read: Sequence[str], write: Sequence[str], *, network: bool) -> int:
+    """Confine the calling process (and its future children) for good.
+
+    Args:
+        read: Paths (directories or files) whose content may be read and executed.
+        write: Paths beneath which everything is allowed.
+        network: Whether TCP bind/connect stay allowed.
+
+    Returns:
+        The ABI that was applied.
+
+    Raises:
+        OSError: Landlock is unavailable or a call failed.
+    """
+    abi = abi_version()
+    if abi < 1:
+        raise OSError("Landlock is not available (kernel 5.13+ with the LSM enabled)")
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    handled = _fs_rights(abi)
+    attr = _RulesetAttr(handled, 0, 0)
+    size = 8
+    if abi >= 4:
+        size = 16
+        attr.handled_access_net = 0 if network else _NET_BIND_TCP | _NET_CONNECT_TCP
+    if abi >= 6:
+        size = 24
+        attr.scoped = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL
+    fd = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+    try:
+        for paths, rights in ((read, _READ & handled), (write, handled)):
+            for path in paths:
+                _add_path(libc, int(fd), path, rights)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if libc.syscall(_SYS_RESTRICT_SELF, int(fd), 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    finally:
+        os.close(int(fd))
+    return abi
+
+
+def _add_path(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
+    try:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # a missing path grants nothing
+    try:
+        if not os.path.isdir(path):
+            rights &= _FILE_ONLY
+        rule = _PathBeneathAttr(rights, pfd)
+        if libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0) != 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+    finally:
+        os.close(pfd)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``_landlock.py POLICY_JSON -- PROGRAM ARGS...``: confine, then exec."""
+    if len(argv) < 3 or argv[1] != "--":
+        sys.stderr.write("usage: _landlock.py POLICY_JSON -- PROGRAM [ARGS...]\n")
+        return 2
+    policy = json.loads(argv[0])
+    libc = _libc()
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != int(policy["ppid"]):
+        return 137  # magray died before the flag was set: do not run orphaned
+    # /proc as a whole would show other processes' environments (magray's own with its
+    # API keys): only this process's entry and the system-wide files are readable.
+    read = [*policy["read"], f"/proc/{os.getpid()}", *(f"/proc/{n}" for n in _PROC_FILES)]
+    try:
+        restrict(read, policy["write"], network=bool(policy["network"]))
+    except OSError as exc:
+        sys.stderr.write(f"magray sandbox: {exc}\n")
+        return 126
+    program = list(argv[2:])
+    try:
+        os.execv(program[0], program)
+    except OSError as exc:
+        sys.stderr.write(f"magray sandbox: cannot execute {program[0]}: {exc.strerror}\n")
+        return 126
+    return 0  # pragma: no cover - execv does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
