@@ -28,6 +28,7 @@ def test_exported_members() -> None:
         "load_embedder", "load_reranker", "Explanation", "PromotionPolicy", "EmbeddingCache",
         "split_passages", "text_hash", "DuplicateIdError", "ModelMismatchError",
         "RecordNotFoundError", "StoreCorruptError",
+        "Ingest", "IngestReport", "FileResult", "iter_files", "iter_passages", "fit_to_window",
     }  # fmt: skip
 
 

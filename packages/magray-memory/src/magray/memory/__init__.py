@@ -17,7 +17,8 @@ from __future__ import annotations
 from importlib.metadata import version as _version
 
 from magray.memory._cache import EmbeddingCache, text_hash
-from magray.memory._chunk import split_passages
+from magray.memory._chunk import fit_to_window, iter_passages, split_passages
+from magray.memory._ingest import FileResult, Ingest, IngestReport, iter_files
 from magray.memory._plugins import load_embedder, load_reranker
 from magray.memory._scoring import Explanation, PromotionPolicy
 from magray.memory._store import MemoryStore
@@ -46,6 +47,13 @@ __all__ = [
     # promotion
     "Explanation",
     "PromotionPolicy",
+    # ingest
+    "Ingest",
+    "IngestReport",
+    "FileResult",
+    "iter_files",
+    "iter_passages",
+    "fit_to_window",
     # helpers
     "EmbeddingCache",
     "split_passages",

