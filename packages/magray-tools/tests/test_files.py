@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,12 +92,18 @@ def test_write_refuses_overwrite_without_flag(
     refused = call(registry, ctx, "file_write", path="f.txt", content="new\n")
     assert refused.error["code"] == "conflict.exists"  # type: ignore[index]
     assert target.read_text() == "old\n"
-    done = call(registry, ctx, "file_write", path="f.txt", content="new\n", overwrite=True)
+    asked = call(registry, ctx, "file_write", path="f.txt", content="new\n", overwrite=True)
+    assert asked.error["code"] == "permission.unconfirmed"  # type: ignore[index]
+    assert "tools.allow_overwrite" in asked.error["message"]  # type: ignore[index]
+    assert target.read_text() == "old\n"
+    target.chmod(0o750)
+    allowed = ToolContext(policy=replace(ctx.policy, allow_overwrite=True))
+    done = call(registry, allowed, "file_write", path="f.txt", content="new\n", overwrite=True)
     assert done.ok
     assert target.read_text() == "new\n"
     assert "-old" in done.data["diff"]
     assert "+new" in done.data["diff"]
-    assert target.stat().st_mode & 0o777 == 0o640  # mode kept
+    assert target.stat().st_mode & 0o777 == 0o640  # mode kept, the executable bit dropped
     leftovers = [p.name for p in workspace.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
 
@@ -107,6 +114,7 @@ def test_write_through_symlink_replaces_target_inside(
     real = workspace / "real.txt"
     real.write_text("x")
     (workspace / "alias").symlink_to(real)
+    ctx = ToolContext(policy=replace(ctx.policy, allow_overwrite=True))
     result = call(registry, ctx, "file_write", path="alias", content="y", overwrite=True)
     assert result.ok
     assert real.read_text() == "y"

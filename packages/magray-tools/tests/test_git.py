@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,18 @@ def test_switch_never_discards_local_changes(
     assert (repo / "README.md").read_text() == "uncommitted work\n"
 
 
+def test_commit_asks_unless_allowed(registry: ToolRegistry, ctx: ToolContext, repo: Path) -> None:
+    (repo / "new.txt").write_text("new\n")
+    assert call(registry, ctx, "git_add", paths=["new.txt"]).ok
+    head = git(repo, "rev-parse", "HEAD")
+    asked = call(registry, ctx, "git_commit", message="x")
+    assert asked.error["code"] == "permission.unconfirmed"  # type: ignore[index]
+    assert "tools.allow_commit" in asked.error["message"]  # type: ignore[index]
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
 def test_add_and_commit(registry: ToolRegistry, ctx: ToolContext, repo: Path) -> None:
+    ctx = ToolContext(policy=replace(ctx.policy, allow_commit=True))
     (repo / "new.txt").write_text("new\n")
     nothing = call(registry, ctx, "git_commit", message="empty")
     assert nothing.error["code"] == "tool.git.nothing_staged"  # type: ignore[index]

@@ -237,6 +237,16 @@ class Tool(Generic[ArgsT]):
         """Judge a call before it runs. Raise PolicyDeniedError for hard refusals."""
         return Assessment.allow()
 
+    def rule_parts(self, args: ArgsT, ctx: ToolContext) -> dict[str, list[str]]:
+        """Argument name -> the parsed parts user rules are matched against.
+
+        The shell tool returns the simple commands of a command line in their
+        normalised form (wrappers and git's global options taken apart), so a
+        rule on ``git push*`` matches ``git -C . push`` too. Deny and ask rules
+        match when any part does; allow rules only when every part does.
+        """
+        return {}
+
     def run(self, args: ArgsT, ctx: ToolContext) -> ToolResult:  # pragma: no cover - abstract
         """Do the work. Raise :class:`MagrayError` subclasses on failure."""
         raise NotImplementedError

@@ -63,11 +63,30 @@ class Rule:
     reason: str | None = None
     source: str = "settings"
 
-    def matches(self, tool: str, values: Mapping[str, Sequence[str]]) -> bool:
-        """``values`` maps each argument name to the string forms it can be matched in."""
+    def matches(
+        self,
+        tool: str,
+        values: Mapping[str, Sequence[str]],
+        every: Mapping[str, Sequence[str]] | None = None,
+    ) -> bool:
+        """Whether the rule applies to a call.
+
+        Args:
+            tool: The tool's name.
+            values: Each argument name -> the string forms it can be matched in
+                (a deny or ask rule matches when any form does).
+            every: Argument name -> parts that must *all* match for an allow rule
+                (the parsed simple commands of a shell command line, so ``allow
+                make*`` does not allow ``make && rm x``).
+        """
         if not fnmatchcase(tool, self.tool):
             return False
         for key, pattern in self.args.items():
+            parts = (every or {}).get(key)
+            if self.action is Action.ALLOW and parts:
+                if not all(fnmatchcase(part, pattern) for part in parts):
+                    return False
+                continue
             forms = values.get(key)
             if not forms or not any(fnmatchcase(form, pattern) for form in forms):
                 return False
@@ -375,7 +394,9 @@ class Policy:
         for root in self.write_roots:
             if path.is_relative_to(root):
                 inside = path.relative_to(root).parts
-                hit = next((p for p in inside if p in PROTECTED_DIRS), None)
+                # Case and trailing dots/spaces are ignored: '.GIT' is '.git' on
+                # case-insensitive file systems (macOS, Windows).
+                hit = next((p for p in inside if p.lower().rstrip(". ") in PROTECTED_DIRS), None)
                 if hit is not None:
                     raise PolicyDeniedError(
                         f"{os.fspath(raw)!r} is inside a protected {hit} directory",
@@ -391,13 +412,43 @@ class Policy:
         )
 
     # ------------------------------------------------------------------ rules
-    def match_rule(self, tool: str, values: Mapping[str, Sequence[str]]) -> Rule | None:
+    def match_rule(
+        self,
+        tool: str,
+        values: Mapping[str, Sequence[str]],
+        every: Mapping[str, Sequence[str]] | None = None,
+    ) -> Rule | None:
         """The last rule matching ``tool`` and the argument ``values``, if any."""
         found = None
         for rule in self.rules:
-            if rule.matches(tool, values):
+            if rule.matches(tool, values, every):
                 found = rule
         return found
+
+    def path_rule(self, tool: str, path: Path) -> Rule | None:
+        """The last *path rule* (a rule whose only argument is ``path``) matching ``path``.
+
+        Path rules apply to every path a tool touches, not only its ``path``
+        argument: files a walk meets (file_list, file_glob, file_grep) and the
+        files a shell command names. ``path`` is matched as given and resolved.
+        """
+        forms = [str(path)]
+        try:
+            resolved = str(path.resolve(strict=False))
+        except (OSError, RuntimeError):
+            resolved = str(path)
+        if resolved not in forms:
+            forms.append(resolved)
+        found = None
+        for rule in self.rules:
+            if set(rule.args) == {"path"} and rule.matches(tool, {"path": forms}):
+                found = rule
+        return found
+
+    def path_rule_blocks(self, tool: str, path: Path) -> bool:
+        """Whether a path rule denies or asks for ``path`` (walks leave such paths out)."""
+        rule = self.path_rule(tool, path)
+        return rule is not None and rule.action is not Action.ALLOW
 
     def is_disabled(self, tool: str) -> bool:
         return any(fnmatchcase(tool, pattern) for pattern in self.disabled)

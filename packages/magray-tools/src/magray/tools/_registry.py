@@ -234,7 +234,11 @@ class ToolRegistry:
 
     def _decide(self, tool: Tool[Any], args: BaseModel, ctx: ToolContext) -> Decision:
         assessment = tool.assess(args, ctx)  # hard refusals raise PolicyDeniedError
-        rule = ctx.policy.match_rule(tool.name, _rule_values(tool, args, ctx))
+        values = _rule_values(tool, args, ctx)
+        parts = tool.rule_parts(args, ctx)
+        for key, forms in parts.items():
+            values.setdefault(key, []).extend(forms)
+        rule = ctx.policy.match_rule(tool.name, values, parts)
         if assessment.action is Action.DENY:
             return Decision(Action.DENY, assessment.reason, rule, final=True)
         if rule is None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Verdict", "classify"]
 
 _MAX_DEPTH = 6
+_UNKNOWN_DIR = Path("/(directory unknown after cd)")
 
 READ_ONLY = frozenset(
     """
@@ -74,9 +75,20 @@ SIMPLE_WRAPPERS: dict[str, frozenset[str]] = {
     "setsid": frozenset(),
     "unbuffer": frozenset(),
     "chronic": frozenset(),
-    "flock": frozenset({"-w", "-E", "--timeout", "--conflict-exit-code"}),
+    "flock": frozenset({"-w", "-E", "--timeout", "--conflict-exit-code", "-c", "--command"}),
     "taskset": frozenset(),
 }
+WRAPPER_NAMES = frozenset({*SIMPLE_WRAPPERS, "env", "timeout", "watch", "xargs", "busybox", "eval"})
+# Programs whose appearance among another program's arguments is judged as a command.
+KNOWN_PROGRAMS = (
+    READ_ONLY | SHELLS | INTERPRETERS | DOWNLOADERS | PRIVILEGE | DISK_TOOLS | POWER
+    | WRAPPER_NAMES
+    | {"rm", "dd", "shred", "kill", "pkill", "killall", "chmod", "chown", "chgrp", "cp", "mv",
+       "install", "ln", "tee", "rsync", "touch", "mkdir", "truncate", "git", "find", "sed",
+       "crontab", "systemctl", "rmdir", "unlink"}
+) - {"echo", "printf", "true", "false", "test", "[", "cd"}  # fmt: skip
+# Programs judged argument by argument already: no scan of their arguments for inner commands.
+_JUDGED_WHOLE = READ_ONLY | SHELLS | WRAPPER_NAMES | {"git", "find", "sed", "rm", "cd", "pushd"}
 SYSTEM_DIRS = tuple(
     Path(p)
     for p in ("/etc", "/boot", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/sys",
@@ -121,6 +133,8 @@ class Verdict:
     parts: tuple[tuple[str, Action, str], ...] = ()
     needs_shell: bool = False
     writes: bool = False
+    commands: tuple[str, ...] = ()
+    paths: tuple[Path, ...] = ()
 
     @property
     def read_only(self) -> bool:
@@ -136,6 +150,14 @@ class _Judge:
     parts: list[tuple[str, Action, str]] = field(default_factory=list)
     needs_shell: bool = False
     writes: bool = False
+    commands: list[str] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+
+    def note(self, argv: list[str]) -> None:
+        """Record a parsed simple command (what user rules are matched against)."""
+        text = " ".join(argv)
+        if text and text not in self.commands:
+            self.commands.append(text)
 
     def add(self, text: str, action: Action, reason: str) -> Action:
         self.parts.append((text, action, reason))
@@ -154,7 +176,13 @@ def classify(command: str, *, policy: Policy | None = None, cwd: Path | None = N
         if action is worst and reason not in reasons:
             reasons.append(f"{reason} [{text}]" if worst is not Action.ALLOW else reason)
     return Verdict(
-        worst, "; ".join(reasons[:4]), tuple(judge.parts), judge.needs_shell, judge.writes
+        worst,
+        "; ".join(reasons[:4]),
+        tuple(judge.parts),
+        judge.needs_shell,
+        judge.writes,
+        tuple(judge.commands),
+        tuple(judge.paths),
     )
 
 
@@ -283,6 +311,7 @@ def _as_path(judge: _Judge, raw: str) -> Path:
 
 
 def _inside_write_roots(judge: _Judge, path: Path) -> bool:
+    judge.paths.append(path)
     if judge.policy is None:
         return False
     try:
@@ -293,6 +322,7 @@ def _inside_write_roots(judge: _Judge, path: Path) -> bool:
 
 
 def _check_read_path(judge: _Judge, text: str, raw: str, path: Path) -> None:
+    judge.paths.append(path)
     if judge.policy is None:
         return
     try:
@@ -332,7 +362,57 @@ def _judge_argv(judge: _Judge, words: list[Word], text: str, depth: int) -> None
     name = os.path.basename(argv[0])
     args = argv[1:]
     arg_words = words[1:]
+    judge.note(argv)
+    before = len(judge.parts)
+    _judge_program(judge, words, name, argv, args, arg_words, text, depth)
+    if (
+        name not in WRAPPER_NAMES
+        and max((a.rank for _, a, _ in judge.parts[before:]), default=0) >= Action.ASK.rank
+    ):
+        _scan_inner(judge, arg_words, text, depth)
 
+
+def _scan_inner(judge: _Judge, words: list[Word], text: str, depth: int) -> None:
+    """A command that asks anyway: judge any program it may run among its arguments.
+
+    ``strace -f rm -rf /``, ``unshare -r rm -rf ~``, ``script -qc 'rm -rf /'``:
+    whatever the outer program is, an inner command is never judged milder
+    than it would be alone (the verdict is the strictest part).
+    """
+    if depth >= _MAX_DEPTH:
+        return
+    for i, word in enumerate(words):
+        value = (
+            word.text.split("=", 1)[1]
+            if word.text.startswith("-") and "=" in word.text
+            else word.text
+        )
+        first = os.path.basename(value.split(" ", 1)[0]) if value else ""
+        if first not in KNOWN_PROGRAMS:
+            continue
+        if " " in value:
+            _judge_command(judge, value, depth + 1)
+        elif value == word.text:
+            _judge_argv(judge, words[i:], text, depth + 1)
+            return
+
+
+def _judge_program(  # noqa: PLR0917 (one decision table)
+    judge: _Judge,
+    words: list[Word],
+    name: str,
+    argv: list[str],
+    args: list[str],
+    arg_words: list[Word],
+    text: str,
+    depth: int,
+) -> None:
+    if "/" in argv[0] and not any(Path(argv[0]).is_relative_to(d) for d in SYSTEM_DIRS):
+        judge.add(text, Action.ASK, f"runs the program {argv[0]} (not a system program)")
+        return
+    if name in {"cd", "pushd"}:
+        _judge_cd(judge, args, text)
+        return
     if name in PRIVILEGE:
         judge.add(text, Action.DENY, f"runs as another user ({name})")
         return
@@ -350,8 +430,14 @@ def _judge_argv(judge: _Judge, words: list[Word], text: str, depth: int) -> None
             judge.add(text, Action.ALLOW, "looks up a command")
             return
         rest = _skip_options(arg_words, SIMPLE_WRAPPERS[name])
-        if name == "taskset" and rest:
-            rest = rest[1:]
+        if name in {"taskset", "flock"} and rest:
+            rest = rest[1:]  # the CPU mask / the lock file
+        if name == "flock":
+            flock_cmd = _option_value(args, ("-c", "--command"))
+            if flock_cmd is not None:
+                _judge_command(judge, flock_cmd, depth + 1)
+                judge.add(text, Action.ASK, "flock runs a command")
+                return
         if not rest:
             judge.add(text, Action.ALLOW if name in {"nice", "time"} else Action.ASK, name)
             return
@@ -451,7 +537,11 @@ def _judge_argv(judge: _Judge, words: list[Word], text: str, depth: int) -> None
             judge.add(text, Action.ASK, "sed script may write files")
         return
     if name in {"sort", "uniq"} and (
-        any(a in {"-o", "--output"} or a.startswith("--output=") for a in args)
+        any(
+            a.startswith(("--output", "--compress-program"))
+            or (a.startswith("-") and not a.startswith("--") and "o" in a)
+            for a in args
+        )
         or (name == "uniq" and len([a for a in args if not a.startswith("-")]) > 1)
     ):
         judge.add(text, Action.ASK, f"{name} writes a file")
@@ -461,6 +551,11 @@ def _judge_argv(judge: _Judge, words: list[Word], text: str, depth: int) -> None
         return
     if name in {"pip", "pip3"} and args[:1] in (["list"], ["show"], ["freeze"], ["--version"]):
         judge.add(text, Action.ALLOW, "lists Python packages")
+        return
+    if name == "ps" and any(
+        "e" in a.lstrip("-") for a in args if not a.startswith("--")
+    ):  # BSD 'e' / 'eww': the environment of other processes (API keys included)
+        judge.add(text, Action.ASK, "ps e shows other processes' environments")
         return
     if name in READ_ONLY:
         if name not in {"echo", "printf", "test", "[", "true", "false"} and any(
@@ -474,6 +569,34 @@ def _judge_argv(judge: _Judge, words: list[Word], text: str, depth: int) -> None
         judge.add(text, Action.ALLOW, "prints a version")
         return
     judge.add(text, Action.ASK, f"{name} is not known to be read-only")
+
+
+def _option_value(args: list[str], names: tuple[str, ...]) -> str | None:
+    """The value of the first option in ``names`` (``-c V``, ``-cV``, ``--name=V``)."""
+    for i, arg in enumerate(args):
+        for opt in names:
+            if arg == opt:
+                return args[i + 1] if i + 1 < len(args) else ""
+            if opt.startswith("--") and arg.startswith(opt + "="):
+                return arg[len(opt) + 1 :]
+            if not opt.startswith("--") and arg.startswith(opt) and len(arg) > len(opt):
+                return arg[len(opt) :]
+    return None
+
+
+def _judge_cd(judge: _Judge, args: list[str], text: str) -> None:
+    """``cd`` moves where later parts' relative paths start: follow it."""
+    targets = [a for a in args if not a.startswith("-") or a == "-"]
+    if not targets or targets[0] in {"-", "~"} or targets[0].startswith("$"):
+        judge.cwd = _UNKNOWN_DIR  # later relative paths resolve outside every root: they ask
+        judge.add(text, Action.ASK, "cd to a directory that cannot be checked")
+        return
+    path = _as_path(judge, targets[0])
+    judge.cwd = path
+    before = len(judge.parts)
+    _check_read_path(judge, text, targets[0], path)
+    if len(judge.parts) == before:
+        judge.add(text, Action.ALLOW, "cd inside the workspace")
 
 
 def _is_interpreter(name: str) -> bool:
@@ -506,7 +629,11 @@ def _unwrap_env(judge: _Judge, words: list[Word], text: str, depth: int) -> list
             rest = " ".join(w.text for w in words[i + 2 :])
             _judge_command(judge, f"{value} {rest}".strip(), depth + 1)
             return None
-        if t in {"-u", "--unset", "-C", "--chdir"}:
+        if t in {"-C", "--chdir"} or t.startswith(("-C", "--chdir=")):
+            judge.add(text, Action.ASK, "env -C runs the command in another directory")
+            i += 2 if t in {"-C", "--chdir"} else 1
+            continue
+        if t in {"-u", "--unset"}:
             i += 2
             continue
         if t.startswith("-"):
@@ -523,7 +650,9 @@ def _unwrap_env(judge: _Judge, words: list[Word], text: str, depth: int) -> list
 
 def _judge_shell(judge: _Judge, name: str, words: list[Word], text: str, depth: int) -> None:
     args = [w.text for w in words]
-    for i, arg in enumerate(args):
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg.startswith("-") and "c" in arg.lstrip("-") and not arg.startswith("--"):
             if i + 1 < len(args):
                 judge.needs_shell = True  # running a shell is shell use, whoever spells it
@@ -531,8 +660,12 @@ def _judge_shell(judge: _Judge, name: str, words: list[Word], text: str, depth: 
                 return
             judge.add(text, Action.ASK, f"{name} -c without a command")
             return
-        if not arg.startswith("-"):
+        if arg in {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}:
+            i += 2  # options that take a value: bash -o posix -c ...
+            continue
+        if not arg.startswith(("-", "+")):
             break
+        i += 1
     if args in (["--version"],):
         judge.add(text, Action.ALLOW, "prints a version")
         return
@@ -601,6 +734,7 @@ def _judge_perm(judge: _Judge, name: str, args: list[str], text: str) -> None:
 def _judge_writer(judge: _Judge, name: str, args: list[str], text: str) -> None:
     targets = [a for a in args if not a.startswith("-")]
     paths = [_as_path(judge, t) for t in targets]
+    judge.paths.extend(paths)
     if any(p.is_relative_to(d) for p in paths for d in SYSTEM_DIRS) or any(
         p.is_relative_to("/dev") and str(p) != "/dev/null" for p in paths
     ):
@@ -633,28 +767,69 @@ def _judge_find(judge: _Judge, words: list[Word], text: str, depth: int) -> None
             inner = words[i + 1 : end]
             if inner:
                 _judge_argv(judge, inner, text, depth + 1)
+            judge.add(text, Action.ASK, f"find {arg} runs a program for every match")
             asked = True
             i = end + 1
             continue
         if arg == "-delete":
             judge.add(text, Action.ASK, "find -delete removes files")
             asked = True
-        elif arg in {"-fprint", "-fprint0", "-fprintf", "-fls"}:
+        elif arg in {"-fprint", "-fprint0", "-fprintf", "-fls"} or arg.startswith("-D"):
             judge.add(text, Action.ASK, f"find {arg} writes a file")
             asked = True
         i += 1
-    starts = [a for a in args if not a.startswith(("-", "(", ")", "!"))][:1]
+    starts = []
+    for a in args:
+        if a.startswith(("-", "(", ")", "!")):
+            break
+        starts.append(a)
     if not asked:
         _judge_read_args(judge, starts, text, "find is read-only")
 
 
+_GIT_VALUE_OPTIONS = frozenset(
+    {"-C", "--git-dir", "--work-tree", "--namespace", "--super-prefix", "--list-cmds",
+     "--attr-source"}
+)  # fmt: skip
+_GIT_DIR_OPTIONS = frozenset({"-C", "--git-dir", "--work-tree"})
+
+
 def _judge_git(judge: _Judge, args: list[str], text: str) -> None:
+    """git with its global options taken apart; rules see ``git SUB ARGS``."""
     i = 0
+    dirs: list[str] = []
+    runs_other = False  # -c, --config-env and --exec-path can name programs git runs
     while i < len(args) and args[i].startswith("-"):
-        if args[i] in {"-c", "--config-env", "--exec-path"} or args[i].startswith("--exec-path"):
-            judge.add(text, Action.ASK, "git -c/--exec-path can change what git runs")
+        arg = args[i]
+        key, has_value, value = arg.partition("=")
+        if arg in {"-c", "--config-env"}:
+            runs_other = True
+            i += 2
+            continue
+        if key in {"--config-env", "--exec-path"} or (
+            arg.startswith("-c") and not arg.startswith("--")
+        ):
+            runs_other = True
+            i += 1
+            continue
+        if arg in _GIT_VALUE_OPTIONS:
+            if arg in _GIT_DIR_OPTIONS and i + 1 < len(args):
+                dirs.append(args[i + 1])
+            i += 2
+            continue
+        if has_value and key in _GIT_DIR_OPTIONS:
+            dirs.append(value)
+        i += 1
+    if i < len(args):
+        judge.note(["git", *args[i:]])
+    if runs_other:
+        judge.add(text, Action.ASK, "git -c/--config-env/--exec-path can change what git runs")
+        return
+    for raw in dirs:
+        before = len(judge.parts)
+        _check_read_path(judge, text, raw, _as_path(judge, raw))
+        if len(judge.parts) > before:
             return
-        i += 2 if args[i] in {"-C", "--git-dir", "--work-tree", "--namespace"} else 1
     if i >= len(args):
         judge.add(text, Action.ALLOW, "git help")
         return
@@ -662,10 +837,13 @@ def _judge_git(judge: _Judge, args: list[str], text: str) -> None:
     if "--force" in rest or "-f" in rest or any(a.startswith("--force") for a in rest):
         judge.add(text, Action.ASK, f"git {sub} with --force")
         return
-    if sub in {"diff", "log", "show"} and any(
-        a.startswith(("--output", "--ext-diff")) or a == "-o" for a in rest
+    if sub in {"diff", "log", "show", "grep", "blame", "whatchanged"} and any(
+        a.startswith(("--output", "--ext-diff", "--open-files-in-pager", "--textconv"))
+        or a in {"-o"}
+        or (sub == "grep" and a.startswith("-O"))
+        for a in rest
     ):
-        judge.add(text, Action.ASK, f"git {sub} writing a file or running an external diff")
+        judge.add(text, Action.ASK, f"git {sub} writing a file or running another program")
         return
     listing = all(a.startswith("-") for a in rest) and not {
         "-d", "-D", "-m", "-M", "--delete", "-c", "-C", "--move", "--copy"
@@ -677,17 +855,43 @@ def _judge_git(judge: _Judge, args: list[str], text: str) -> None:
         or (sub == "stash" and rest[:1] == ["list"])
         or (sub == "config" and rest[:1] in (["--get"], ["--list"], ["-l"], ["--get-all"]))
     ):  # fmt: skip
-        judge.add(text, Action.ALLOW, f"git {sub} is read-only")
+        saved = judge.cwd
+        if dirs and not dirs[0].startswith("--"):
+            judge.cwd = _as_path(judge, dirs[0])
+        _judge_read_args(judge, [a for a in rest if a != "--"], text, f"git {sub} is read-only")
+        judge.cwd = saved
         return
     judge.add(text, Action.ASK, f"git {sub} changes repository state")
 
 
+def _path_candidates(judge: _Judge, arg: str) -> list[str]:
+    """The parts of one argument that may name a file: itself, ``--opt=V``, ``-xV``."""
+    if arg.startswith("--"):
+        return [arg.split("=", 1)[1]] if "=" in arg else []
+    if arg.startswith("-") and len(arg) > 2:
+        return [arg[2:]]  # an attached short option value: sort -oFILE, date -fFILE
+    if arg.startswith("-"):
+        return []
+    return [arg]
+
+
+def _names_a_file(judge: _Judge, value: str) -> bool:
+    if not value:
+        return False
+    if _looks_like_path(value) or value == "." or ".." in Path(value).parts:
+        return True
+    if judge.cwd is _UNKNOWN_DIR:
+        return True
+    base = judge.cwd or Path.cwd()
+    return os.path.lexists(base / value)  # relative names, symlinks included
+
+
 def _judge_read_args(judge: _Judge, args: list[str], text: str, reason: str) -> None:
     for arg in args:
-        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
-        if _looks_like_path(value):
-            before = len(judge.parts)
-            _check_read_path(judge, text, value, _as_path(judge, value))
-            if len(judge.parts) > before:
-                return
+        for value in _path_candidates(judge, arg):
+            if _names_a_file(judge, value):
+                before = len(judge.parts)
+                _check_read_path(judge, text, value, _as_path(judge, value))
+                if len(judge.parts) > before:
+                    return
     judge.add(text, Action.ALLOW, reason)

@@ -207,7 +207,12 @@ class FileWrite(Tool[FileWriteArgs]):
     path_args = ("path",)
 
     def assess(self, args: FileWriteArgs, ctx: ToolContext) -> Assessment:
-        ctx.policy.check_write(args.path, cwd=ctx.workspace)
+        path = ctx.policy.check_write(args.path, cwd=ctx.workspace)
+        if args.overwrite and path.exists() and not ctx.policy.allow_overwrite:
+            return Assessment.ask(
+                f"replaces the existing file {args.path} (tools.allow_overwrite = true "
+                "lets file_write overwrite without asking)"
+            )
         return Assessment.allow()
 
     def run(self, args: FileWriteArgs, ctx: ToolContext) -> ToolResult:
@@ -225,7 +230,9 @@ class FileWrite(Tool[FileWriteArgs]):
                     code="conflict.exists",
                 )
             st = _regular_file(path, args.path)
-            mode = stat.S_IMODE(st.st_mode)
+            # Never keep (or give) an executable bit: a written file must not become a
+            # program that a later "./file --version" runs.
+            mode = stat.S_IMODE(st.st_mode) & ~0o111
             old, _ = decode_text(path.read_bytes())
         parent = path.parent
         if not parent.exists():
@@ -338,6 +345,7 @@ class FileList(Tool[FileListArgs]):
             max_depth=args.depth,
             include_hidden=args.include_hidden,
             respect_gitignore=args.respect_gitignore,
+            tool=self.name,
         ):
             if len(entries) >= args.max_entries:
                 truncated = True
@@ -392,7 +400,11 @@ class FileGlob(Tool[FileGlobArgs]):
         matches: list[str] = []
         truncated = False
         for entry in walk(
-            root, ctx, include_hidden=args.include_hidden, respect_gitignore=args.respect_gitignore
+            root,
+            ctx,
+            include_hidden=args.include_hidden,
+            respect_gitignore=args.respect_gitignore,
+            tool=self.name,
         ):
             if entry.is_dir or not regex.match(entry.rel):
                 continue
@@ -464,6 +476,7 @@ class FileGrep(Tool[FileGrepArgs]):
                     ctx,
                     include_hidden=args.include_hidden,
                     respect_gitignore=args.respect_gitignore,
+                    tool=self.name,
                 )
                 if not e.is_dir
                 and not e.is_symlink

@@ -457,7 +457,15 @@ class GitCommit(Tool[GitCommitArgs]):
     path_args = ("repo",)
 
     def assess(self, args: GitCommitArgs, ctx: ToolContext) -> Assessment:
-        return _assess_paths(ctx, args.repo, [], write=True)
+        result = _assess_paths(ctx, args.repo, [], write=True)
+        if not ctx.policy.allow_commit:
+            result = result.merge(
+                Assessment.ask(
+                    "creates a commit (tools.allow_commit = true lets git_commit run "
+                    "without asking)"
+                )
+            )
+        return result
 
     def run(self, args: GitCommitArgs, ctx: ToolContext) -> ToolResult:
         directory, _ = _repo(ctx, args.repo, write=True)

@@ -53,11 +53,20 @@ class ShellRun(Tool[ShellRunArgs]):
     risk = Risk.EXECUTE
     path_args = ("cwd",)
 
+    def rule_parts(self, args: ShellRunArgs, ctx: ToolContext) -> dict[str, list[str]]:
+        cwd = ctx.policy.check_read(args.cwd, cwd=ctx.workspace)
+        return {"command": list(classify(args.command, policy=ctx.policy, cwd=cwd).commands)}
+
     def assess(self, args: ShellRunArgs, ctx: ToolContext) -> Assessment:
         cwd = ctx.policy.check_read(args.cwd, cwd=ctx.workspace)
         policy = ctx.policy
         verdict = classify(args.command, policy=policy, cwd=cwd)
         result = Assessment(verdict.action, verdict.reason)
+        for path in verdict.paths:  # path rules cover the files a command names
+            rule = policy.path_rule(self.name, path)
+            if rule is not None and rule.action is not Action.ALLOW:
+                why = rule.reason or rule.describe()
+                result = result.merge(Assessment(rule.action, f"{why} ({path})"))
         mode = args.sandbox or policy.sandbox
         if MODES.index(mode) > MODES.index(policy.sandbox):
             result = result.merge(

@@ -62,8 +62,13 @@ def walk(
     max_depth: int | None = None,
     include_hidden: bool = False,
     respect_gitignore: bool = True,
+    tool: str = "*",
 ) -> Iterator[Entry]:
-    """Yield entries under ``start`` depth-first in name order."""
+    """Yield entries under ``start`` depth-first in name order.
+
+    Paths that a path rule of the policy denies or asks for (for ``tool``) are
+    left out, with everything beneath them.
+    """
     stack: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
     if respect_gitignore:
         # .gitignore files of parent directories up to the repository root apply too
@@ -79,7 +84,7 @@ def walk(
             spec = _load_spec(parent)
             if spec is not None:
                 stack.append((parent, spec))
-    walker = _Walker(start, ctx, stack, max_depth, include_hidden, respect_gitignore)
+    walker = _Walker(start, ctx, stack, max_depth, include_hidden, respect_gitignore, tool)
     yield from walker.walk_dir(start, 1)
 
 
@@ -91,6 +96,7 @@ class _Walker:
     max_depth: int | None
     include_hidden: bool
     respect_gitignore: bool
+    tool: str
 
     def walk_dir(self, directory: Path, depth: int) -> Iterator[Entry]:
         self.ctx.check()
@@ -107,7 +113,7 @@ class _Walker:
             except OSError:
                 return
             for entry in entries:
-                if entry.name in ALWAYS_SKIPPED:
+                if entry.name.lower() in ALWAYS_SKIPPED:
                     continue
                 if not self.include_hidden and entry.name.startswith("."):
                     continue
@@ -118,6 +124,8 @@ class _Walker:
                 except OSError:
                     continue
                 if self.respect_gitignore and self.stack and _ignored(self.stack, path, is_dir):
+                    continue
+                if self.ctx.policy.path_rule_blocks(self.tool, path):
                     continue
                 rel = path.relative_to(self.start).as_posix()
                 yield Entry(path, rel, is_dir, is_symlink, depth)
