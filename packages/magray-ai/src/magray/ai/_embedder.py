@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,16 @@ if TYPE_CHECKING:
     from magray.common.settings import AISettings
 
 __all__ = ["Embedder", "pool", "validate_texts"]
+
+_log = logging.getLogger("magray.ai.embedder")
+
+#: Longer texts are cached under their sha256, so the cache never holds a huge text.
+_CACHE_KEY_CHARS = 4096
+#: Texts tokenised per round (bounds the encodings held at once for a huge call).
+_ENCODE_GROUP = 1024
+#: Truncation warnings count the ignored tokens exactly up to this many characters
+#: (about 0.1 s of tokenising); beyond, they estimate from the window's tokens per character.
+_EXACT_COUNT_CHARS = 1 << 18
 
 
 def validate_texts(texts: Sequence[str]) -> list[str]:
@@ -44,6 +56,13 @@ def validate_texts(texts: Sequence[str]) -> list[str]:
                 details={"index": index},
             )
     return items
+
+
+def _cache_key(text: str) -> str:
+    """The cache key of a text: itself when short, else a digest (never a huge string)."""
+    if len(text) <= _CACHE_KEY_CHARS and not text.startswith("\x00"):
+        return text
+    return "\x00sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
@@ -229,7 +248,7 @@ class Embedder:
         out = np.empty((len(items), self.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         for index, text in enumerate(items):
-            cached = self.cache.get(self.model_id, text)
+            cached = self.cache.get(self.model_id, _cache_key(text))
             if cached is None:
                 missing.setdefault(text, []).append(index)
             else:
@@ -238,7 +257,7 @@ class Embedder:
             unique = list(missing)
             vectors = self._embed_uncached(unique)
             for text, vector in zip(unique, vectors, strict=True):
-                self.cache.put(self.model_id, text, vector)
+                self.cache.put(self.model_id, _cache_key(text), vector)
                 out[missing[text]] = vector
         self._metrics.counter("ai.embed.texts").inc(len(items))
         return out
@@ -248,9 +267,18 @@ class Embedder:
         vector: np.ndarray = self.embed([text])[0]
         return vector
 
+    @property
+    def window(self) -> int:
+        """Tokens the model reads of one text (special tokens included); the rest is ignored."""
+        return self.max_tokens
+
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text becomes after truncation (special tokens included)."""
         return [len(e) for e in self.tokenizer.encode(validate_texts(texts))]
+
+    def count_tokens(self, text: str) -> int:
+        """All tokens of ``text``, without truncation (bounded memory for any length)."""
+        return self.tokenizer.count_tokens(text)
 
     def stats(self) -> dict[str, Any]:
         """Cache and per-provider statistics."""
@@ -265,15 +293,41 @@ class Embedder:
 
     # ------------------------------------------------------------------ internals
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:
-        encoded = self.tokenizer.encode(texts)
         result = np.empty((len(texts), self.dim), dtype=np.float32)
-        # Length bucketing: sorted by token count, each batch pads only to its own longest.
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         with self._metrics.histogram("ai.embed.uncached_latency_ms").time():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                result[chunk] = self._run_batch([encoded[i] for i in chunk])
+            for first in range(0, len(texts), _ENCODE_GROUP):
+                group = texts[first : first + _ENCODE_GROUP]
+                encoded = self.tokenizer.encode(group)
+                for index, enc in enumerate(encoded):
+                    if enc.truncated:
+                        self._warn_truncated(group[index], enc)
+                # Length bucketing: sorted by token count, each batch pads only to its longest.
+                order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+                for start in range(0, len(order), self.batch_size):
+                    chunk = order[start : start + self.batch_size]
+                    rows = [first + i for i in chunk]
+                    result[rows] = self._run_batch([encoded[i] for i in chunk])
         return result
+
+    def _warn_truncated(self, text: str, enc: Encoded) -> None:
+        """Log that part of a text is ignored, with how many tokens (counted or estimated)."""
+        self._metrics.counter("ai.embed.truncated").inc()
+        if len(text) <= _EXACT_COUNT_CHARS:
+            ignored = f"{self.count_tokens(text) - self.max_tokens:,}"
+        else:
+            per_char = len(enc) / max(enc.covered, 1)
+            ignored = f"about {round((len(text) - enc.covered) * per_char):,}"
+        _log.warning(
+            "a text (%r...) is longer than the %d-token window of %s: %s tokens (%s of its %s "
+            "characters) are ignored; split it into passages first "
+            "(magray.memory.split_passages, or `magray memory add`, which chunks by default)",
+            " ".join(text[:40].split()),
+            self.max_tokens,
+            self.card.name,
+            ignored,
+            f"{len(text) - enc.covered:,}",
+            f"{len(text):,}",
+        )
 
     def _run_batch(self, batch: list[Encoded]) -> np.ndarray:
         feeds = self.tokenizer.pad(batch)
