@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Score magray-llm's agents on the hand-written evaluation set.
+"""Score the routing agents (magray.router.rules) on the hand-written evaluation set.
 
 Usage::
 
@@ -8,7 +8,7 @@ Usage::
     .venv/bin/python scripts/bench/intent.py --model local/gemma3-270m --limit 30
     .venv/bin/python scripts/bench/intent.py --json           # machine-readable report
 
-The set lives in packages/magray-llm/tests/data/intent_eval.jsonl (expected intent,
+The set lives in packages/magray-router/tests/data/intent_eval.jsonl (expected intent,
 tool, a subset of the arguments and, for plans, the tool sequence); the tool schemas
 in eval_tools.json. With --model the LLM agents run (structured output); a failed
 call falls back to the rules and is counted in "llm_fallbacks".
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "packages" / "magray-llm" / "tests" / "data"
+DATA = ROOT / "packages" / "magray-router" / "tests" / "data"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from magray.common.log import configure_logging
 
     configure_logging(level="WARNING", fmt="console")  # logs to stderr, never into the report
-    from magray.llm import (
-        LLMClient,
+    from magray.llm import LLMClient
+    from magray.router.rules import (
         LLMIntentAnalyzer,
         LLMToolSelector,
         RuleIntentAnalyzer,

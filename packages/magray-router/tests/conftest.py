@@ -38,6 +38,18 @@ def embedder() -> Any:
 
 
 @pytest.fixture
+def server() -> Iterator[Any]:
+    """magray-llm's loopback server (:mod:`magray.llm.testing`), for the agents' tests."""
+    from magray.llm.testing import LoopbackLLM, close_litellm_clients
+
+    with LoopbackLLM() as srv:
+        try:
+            yield srv
+        finally:
+            close_litellm_clients()
+
+
+@pytest.fixture
 def llm_server() -> Iterator[Any]:
     with loopback.LoopbackLLM() as server:
         yield server

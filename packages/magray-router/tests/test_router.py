@@ -359,11 +359,10 @@ def test_no_llm_stdin_joins_the_memory_query(make_router) -> None:
 
 def test_warm_up_starts_only_when_litellm_will_be_needed(tmp_path, monkeypatch) -> None:
     from magray.common.settings import Settings
-    from magray.router import Router
-    from magray.router import _wiring as W
+    from magray.router import Router, _wiring
 
     started: list[bool] = []
-    monkeypatch.setattr(W, "llm_warm_up", lambda: started.append(True))
+    monkeypatch.setattr(_wiring, "llm_warm_up", lambda: started.append(True))
     no_llm = Router(Settings(), use_memory=False)
     assert no_llm.warm_up() is False
     local = Router(Settings(llm={"model": "local/gemma3-270m"}), use_memory=False)

@@ -246,12 +246,12 @@ def check(case: Case, decision: Any) -> list[str]:
 
 def accuracy(router: Any) -> tuple[int, int, dict[str, list[str]]]:
     """(right, total, failures) of the table with ``router``'s tools."""
-    from magray.router import _wiring as W
+    from magray.router import rules
 
     schemas = router.tool_schemas()
     failures = {}
     for case in CASES:
-        problems = check(case, W.rule_decision(case.text, schemas))
+        problems = check(case, rules.decide(case.text, schemas))
         if problems:
             failures[case.text] = problems
     return len(CASES) - len(failures), len(CASES), failures
@@ -279,18 +279,18 @@ def test_the_table_is_large_and_covers_every_area() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.text for c in CASES])
 def test_rule_routing(case: Case, schemas: list[dict[str, Any]]) -> None:
-    from magray.router import _wiring as W
+    from magray.router import rules
 
-    decision = W.rule_decision(case.text, schemas)
+    decision = rules.decide(case.text, schemas)
     assert check(case, decision) == []
     if case.route == "tool":
         assert decision.route is Route.TOOL
 
 
 def test_decisions_name_the_router_rule_that_corrected_them(schemas) -> None:
-    from magray.router import _wiring as W
+    from magray.router import rules
 
-    decision = W.rule_decision("list the files in src", schemas)
+    decision = rules.decide("list the files in src", schemas)
     assert any(s.startswith("router rule:") for s in decision.signals)
 
 
@@ -312,24 +312,24 @@ def test_run_the_tests_uses_the_projects_test_command(
     tmp_path: Any,
     monkeypatch: Any,
 ) -> None:
-    from magray.router import _wiring as W
+    from magray.router import rules
 
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     monkeypatch.chdir(tmp_path)
     for request in ("run the tests", "run tests", "please run all the tests", "run the test suite"):
-        decision = W.rule_decision(request, schemas)
+        decision = rules.decide(request, schemas)
         assert (decision.tool, decision.args.get("command")) == ("shell_run", command), request
 
 
 def test_run_the_tests_asks_when_no_project_is_recognised(
     schemas: list[dict[str, Any]], tmp_path: Any, monkeypatch: Any
 ) -> None:
-    from magray.router import _wiring as W
+    from magray.router import rules
 
     monkeypatch.chdir(tmp_path)
-    decision = W.rule_decision("run the tests", schemas)
+    decision = rules.decide("run the tests", schemas)
     assert decision.tool == "shell_run"
     assert "command" not in decision.args  # never a command named "tests"
     assert "command" in decision.missing

@@ -14,7 +14,6 @@
         │   └── LLMUnavailableError     "llm.unavailable"       every deployment cooling down
         ├── LLMBadRequestError          "llm.bad_request"       the provider rejected the request
         ├── StructuredOutputError       "llm.structured_output" no valid JSON after repairs
-        ├── PlanValidationError         "llm.plan_invalid"      a plan is not a valid DAG
         └── LLMNotConfiguredError       "llm.not_configured"    no model set (also a ConfigError)
 """
 
@@ -36,7 +35,6 @@ __all__ = [
     "LLMServerError",
     "LLMTimeoutError",
     "LLMUnavailableError",
-    "PlanValidationError",
     "StructuredOutputError",
 ]
 
@@ -125,12 +123,6 @@ class StructuredOutputError(LLMError):
         )
         self.raw = raw
         self.errors = errors
-
-
-class PlanValidationError(LLMError):
-    """A plan's steps do not form a valid DAG (unknown tool, missing dependency, cycle)."""
-
-    code = "llm.plan_invalid"
 
 
 class LLMNotConfiguredError(LLMError, ConfigError):

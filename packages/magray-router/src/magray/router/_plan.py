@@ -16,24 +16,60 @@ Recovery, in order:
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from magray.common.errors import LLMError, MagrayError
-from magray.router import _wiring as W
+from magray.router import _wiring, rules
 from magray.router._prompts import PLAN_REFERENCES, summary_messages
 from magray.router._refs import find_refs, reference_problems, resolve_args, step_output
 from magray.router._types import Event, EventKind, EventSink, Plan, PlanReport, StepResult
 from magray.router.errors import EmptyRequestError, PlanInvalidError
 
 if TYPE_CHECKING:
-    from magray.router._router import Router
-    from magray.todo import ProgressEvent, Task
+    from magray.common.settings import Settings
+    from magray.llm import LLMClient
+    from magray.todo import ProgressEvent, Task, TodoStore
+    from magray.tools import ToolContext, ToolRegistry
 
-__all__ = ["run_smart", "summarize", "validate_plan"]
+__all__ = ["PlanRunner", "run_smart", "summarize", "validate_plan"]
 
 _RESULT_LIMIT = 8_000  # characters of a step's output kept in the task database
 _SUMMARY_INPUT = 1_500  # characters of each step's output sent to the summary
+
+
+@dataclass(frozen=True)
+class PlanRunner:
+    """What planning and running a smart task needs (the :class:`Router` builds one).
+
+    Attributes:
+        settings: ``[router]`` limits and recovery, ``[todo]`` workers.
+        registry: The tools steps call.
+        tool_ctx: The sandbox context every call runs in.
+        plans: Opens the task store plans run in (only when a plan runs).
+        llm: The model that plans and summarises; ``None`` in no-LLM mode (rules plan).
+        model: Plan and summarise with only this configured model.
+        clock: Monotonic seconds, for elapsed times.
+        sleep: Waits between step retries.
+        retry_backoff: Seconds before a failed step is retried (doubles each time).
+    """
+
+    settings: Settings
+    registry: ToolRegistry
+    tool_ctx: ToolContext
+    plans: Callable[[], TodoStore]
+    llm: LLMClient | None = None
+    model: str | None = None
+    clock: Callable[[], float] = time.perf_counter
+    sleep: Callable[[float], None] | None = None
+    retry_backoff: float | None = None
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Function schemas of the tools the sandbox policy enables."""
+        return _wiring.tool_schemas(self.registry, self.tool_ctx)
 
 
 def validate_plan(plan: Plan, tools: set[str], *, max_steps: int) -> list[str]:
@@ -43,34 +79,24 @@ def validate_plan(plan: Plan, tools: set[str], *, max_steps: int) -> list[str]:
         problems.append("the plan has no steps")
     if len(plan.steps) > max_steps:
         problems.append(f"the plan has {len(plan.steps)} steps; at most {max_steps} are allowed")
-    ids = [s.id for s in plan.steps]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        problems.append(f"step ids repeat: {', '.join(dupes)}")
-    for step in plan.steps:
-        if step.tool not in tools:
-            problems.append(f"step {step.id} uses unknown tool {step.tool!r}")
-        if step.missing:
-            problems.append(f"step {step.id} ({step.tool}) lacks {', '.join(step.missing)}")
-        for dep in step.depends_on:
-            if dep == step.id:
-                problems.append(f"step {step.id} depends on itself")
-            elif dep not in ids:
-                problems.append(f"step {step.id} depends on unknown step {dep!r}")
+    problems += plan.dag_problems(tools)
+    problems += [
+        f"step {s.id} ({s.tool}) lacks {', '.join(s.missing)}" for s in plan.steps if s.missing
+    ]
     problems += reference_problems(plan)
     return problems
 
 
-def _make_plan(router: Router, task: str, emit: EventSink, feedback: str | None) -> Plan:
-    schemas = router.tool_schemas()
-    if not router.llm_enabled:
-        return W.rule_plan(task, schemas)
+def _make_plan(runner: PlanRunner, task: str, emit: EventSink, feedback: str | None) -> Plan:
+    schemas = runner.schemas()
+    if runner.llm is None:
+        return rules.plan(task, schemas)
     goal = f"{task}\n\n{PLAN_REFERENCES}"
     if feedback:
         goal += f"\n\n{feedback}"
     try:
         try:
-            plan = W.llm_plan(router.llm, goal, schemas)
+            plan = rules.llm_plan(runner.llm, goal, schemas)
             problems = reference_problems(plan)
             if problems:  # the model's own check passed; the references did not
                 raise PlanInvalidError("invalid references", details={"problems": problems})
@@ -82,8 +108,8 @@ def _make_plan(router: Router, task: str, emit: EventSink, feedback: str | None)
                     f"the model's plan was invalid ({problems_text}); asking again",
                 )
             )
-            plan = W.llm_plan(
-                router.llm,
+            plan = rules.llm_plan(
+                runner.llm,
                 f"{goal}\n\nYour previous plan was invalid: {problems_text}. Use only the "
                 "listed tools, unique step ids, dependencies on existing steps and references "
                 "to steps listed in depends_on.",
@@ -91,11 +117,11 @@ def _make_plan(router: Router, task: str, emit: EventSink, feedback: str | None)
             )
     except LLMError as exc:
         emit(Event(EventKind.RETRY, f"planning with the model failed ({exc.code}); using rules"))
-        return W.rule_plan(task, schemas)
+        return rules.plan(task, schemas)
     return plan.model_copy(update={"goal": task})
 
 
-def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> PlanReport:
+def run_smart(runner: PlanRunner, task: str, *, dry_run: bool, emit: EventSink) -> PlanReport:
     """Plan ``task`` and (unless ``dry_run``) execute it; see the module docstring.
 
     Raises:
@@ -107,15 +133,15 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
             "nothing to plan: the task is empty",
             hint='say what to do: `magray smart "grep TODO in src and make a task list"`',
         )
-    started = router.clock()
-    tools = set(router.registry.names())
-    max_steps = router.settings.router.max_plan_steps
-    plan = _make_plan(router, task, emit, None)
+    started = runner.clock()
+    tools = set(runner.registry.names())
+    max_steps = runner.settings.router.max_plan_steps
+    plan = _make_plan(runner, task, emit, None)
     if not plan.steps:
         from magray.router._router import CONFIGURE_LLM_COMMAND
 
         hint = "name the steps with tool words (read, grep, list, git log, ...)"
-        if not router.llm_enabled:
+        if runner.llm is None:
             hint += f", or let a language model plan: `{CONFIGURE_LLM_COMMAND}`"
         raise PlanInvalidError(
             "no step of this task matches a tool",
@@ -126,18 +152,20 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
     report = PlanReport(plan=plan, planner=plan.source)
     report.problems = validate_plan(plan, tools, max_steps=max_steps)
     if dry_run:
-        report.elapsed_s = router.clock() - started
+        report.elapsed_s = runner.clock() - started
         return report
     report.raise_for_problems()
-    report.steps = _execute(router, plan, emit)
+    report.steps = _execute(runner, plan, emit)
     report.executed = True
     while (
-        not report.ok and router.llm_enabled and report.replans < router.settings.router.max_replans
+        not report.ok
+        and runner.llm is not None
+        and report.replans < runner.settings.router.max_replans
     ):
         feedback = "The previous plan failed:\n" + _failure_text(report.steps)
         emit(Event(EventKind.RETRY, "steps failed; making a new plan", {"failed": feedback}))
         try:
-            new_plan = _make_plan(router, task, emit, feedback + "\nMake a plan that avoids this.")
+            new_plan = _make_plan(runner, task, emit, feedback + "\nMake a plan that avoids this.")
         except MagrayError as exc:
             emit(Event(EventKind.NOTICE, f"replanning failed: {exc.message}"))
             break
@@ -149,8 +177,8 @@ def run_smart(router: Router, task: str, *, dry_run: bool, emit: EventSink) -> P
         report.earlier += report.steps
         report.plan = new_plan
         report.replans += 1
-        report.steps = _execute(router, new_plan, emit)
-    report.elapsed_s = router.clock() - started
+        report.steps = _execute(runner, new_plan, emit)
+    report.elapsed_s = runner.clock() - started
     return report
 
 
@@ -161,24 +189,24 @@ def _plan_data(plan: Plan) -> dict[str, Any]:
     return {"plan": plan.model_dump(mode="json"), "planner": plan.source, "uses": uses}
 
 
-def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
-    registry = router.registry
-    ctx = router.tool_ctx
-    store = router.plans
-    settings = router.settings.router
-    ids = W.add_plan_tasks(
+def _execute(runner: PlanRunner, plan: Plan, emit: EventSink) -> list[StepResult]:
+    registry = runner.registry
+    ctx = runner.tool_ctx
+    store = runner.plans()
+    settings = runner.settings.router
+    ids = _wiring.add_plan_tasks(
         store,
         plan,
         tag=f"plan:{uuid.uuid4().hex[:8]}",
         max_attempts=settings.step_attempts,
         timeout=settings.step_timeout,
-        read_only=lambda name: W.tool_is_read_only(registry, name),
+        read_only=lambda name: _wiring.tool_is_read_only(registry, name),
     )
     steps = {ids[step.id]: step for step in plan.steps}
     step_ids = [step.id for step in plan.steps]
-    parameters = W.tool_parameters(router.tool_schemas())
+    parameters = _wiring.tool_parameters(runner.schemas())
 
-    def runner(task: Task) -> dict[str, Any]:
+    def run_step(task: Task) -> dict[str, Any]:
         assert task.action is not None
         step = steps[task.id]
         args = dict(task.action.args)
@@ -197,8 +225,8 @@ def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
             args = resolve_args(
                 args, outputs, step_ids=step_ids, parameters=parameters.get(step.tool)
             )
-        outcome = W.call_tool(registry, task.action.tool, args, ctx)
-        W.raise_for_outcome(registry, outcome)
+        outcome = _wiring.call_tool(registry, task.action.tool, args, ctx)
+        _wiring.raise_for_outcome(registry, outcome)
         return {
             "content": outcome.content[:_RESULT_LIMIT],
             "truncated": outcome.truncated,
@@ -228,14 +256,14 @@ def _execute(router: Router, plan: Plan, emit: EventSink) -> list[StepResult]:
             )
         )
 
-    W.run_plan_tasks(
+    _wiring.run_plan_tasks(
         store,
         list(ids.values()),
-        runner,
-        max_workers=router.settings.todo.max_workers,
+        run_step,
+        max_workers=runner.settings.todo.max_workers,
         on_event=progress,
-        backoff_base=router.retry_backoff,
-        sleep=router.sleep,
+        backoff_base=runner.retry_backoff,
+        sleep=runner.sleep,
     )
     out = []
     for step in plan.steps:
@@ -307,10 +335,10 @@ def _plain(report: PlanReport) -> str:
     return "\n".join(lines)
 
 
-def summarize(router: Router, report: PlanReport) -> str:
+def summarize(runner: PlanRunner, report: PlanReport) -> str:
     """The user-facing summary: the LLM's (when configured and the plan ran), else plain."""
     plain = _plain(report)
-    if not report.executed or not router.llm_enabled:
+    if not report.executed or runner.llm is None:
         return plain
     results = "\n".join(
         f"{r.step} {r.title} [{r.status}]: "
@@ -318,8 +346,8 @@ def summarize(router: Router, report: PlanReport) -> str:
         for r in report.steps
     )
     try:
-        completion = router.llm.complete(
-            summary_messages(report.plan.goal, results), model=router.model
+        completion = runner.llm.complete(
+            summary_messages(report.plan.goal, results), model=runner.model
         )
     except MagrayError as exc:
         return f"{plain}\n\n(the summary could not be written: {exc.message})"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from magray.common.errors import LLMError, MagrayError
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
-from magray.router import _wiring as W
+from magray.router import _wiring, rules
 from magray.router._prompts import chat_system
 from magray.router._types import (
     Decision,
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from magray.common.settings import Settings
     from magray.llm import Completion, LLMClient
     from magray.memory import MemoryStore
+    from magray.router._plan import PlanRunner
     from magray.todo import TodoStore
     from magray.tools import ConfirmRequest, ToolContext, ToolRegistry
 
@@ -131,12 +132,12 @@ class Router:
     @property
     def llm_enabled(self) -> bool:
         """True when a language model is configured (else: no-LLM mode)."""
-        return self._llm is not None or W.llm_configured(self.settings)
+        return self._llm is not None or _wiring.llm_configured(self.settings)
 
     @property
     def llm(self) -> LLMClient:
         if self._llm is None:
-            self._llm = W.llm_client(self.settings, metrics=self.metrics)
+            self._llm = _wiring.llm_client(self.settings, metrics=self.metrics)
         return self._llm
 
     @property
@@ -145,14 +146,14 @@ class Router:
         if not self.use_memory:
             return None
         if self._memory is None:
-            self._memory = W.open_memory(self.settings)
+            self._memory = _wiring.open_memory(self.settings)
         return self._memory
 
     @property
     def registry(self) -> ToolRegistry:
         """Installed tools plus memory_search/memory_add/todo_list/todo_add of this router."""
         if self._registry is None:
-            self._registry = W.tool_registry()
+            self._registry = _wiring.tool_registry()
         if not self._tools_added:
             from magray.router._tools import register_router_tools
 
@@ -165,7 +166,7 @@ class Router:
     @property
     def tool_ctx(self) -> ToolContext:
         if self._ctx is None:
-            self._ctx = W.tool_context(
+            self._ctx = _wiring.tool_context(
                 self.settings, confirm=self._confirm, assume_yes=self._assume_yes, cwd=self._cwd
             )
         return self._ctx
@@ -174,14 +175,14 @@ class Router:
     def todo(self) -> TodoStore:
         """The user's task list (todo_add / todo_list)."""
         if self._todo is None:
-            self._todo = W.open_todo(self.settings)
+            self._todo = _wiring.open_todo(self.settings)
         return self._todo
 
     @property
     def plans(self) -> TodoStore:
         """The task database plans run in (see ``router.plan_db``)."""
         if self._plans is None:
-            self._plans = W.open_plans(self.settings)
+            self._plans = _wiring.open_plans(self.settings)
         return self._plans
 
     def warm_up(self) -> bool:
@@ -199,12 +200,12 @@ class Router:
         chain = [self.settings.llm.model or "", *self.settings.llm.fallbacks]
         if all(m.startswith("local/") for m in chain):  # llama.cpp in-process: no litellm
             return False
-        W.llm_warm_up()
+        _wiring.llm_warm_up()
         return True
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         """Function schemas of the tools the sandbox policy enables."""
-        return W.tool_schemas(self.registry, self.tool_ctx)
+        return _wiring.tool_schemas(self.registry, self.tool_ctx)
 
     def models(self) -> list[str]:
         """The configured model chain (primary first, then fallbacks)."""
@@ -286,7 +287,7 @@ class Router:
             return []
         where = None if exchanges else {"kind": {"$ne": EXCHANGE_KIND}}
         # a few extra hits make up for the transcripts of this same question dropped below
-        passages = W.memory_search(store, query, min(count + 4, 100), where=where)
+        passages = _wiring.memory_search(store, query, min(count + 4, 100), where=where)
         asked = {query} if question is None else {query, question}
         return [p for p in passages if not any(_transcript_of(p, q) for q in asked)][:count]
 
@@ -298,7 +299,7 @@ class Router:
         if store is None:
             return None
         meta = {"source": "magray-router", "session": self.session, **(metadata or {})}
-        return W.memory_add(
+        return _wiring.memory_add(
             store, text, meta, layer=layer or self.settings.router.interaction_layer
         )
 
@@ -336,7 +337,7 @@ class Router:
         With a model configured, a request the rules see as conversation goes to the
         answer path with the tools offered, so the model itself may still call one.
         """
-        decision = W.rule_decision(text, self.tool_schemas())
+        decision = rules.decide(text, self.tool_schemas())
         if not self.llm_enabled:
             return decision
         unsure = decision.confidence < self.settings.router.rules_confidence
@@ -344,7 +345,7 @@ class Router:
             return replace(decision, route=Route.ANSWER, source="rules+llm-tools")
         if not unsure and not (decision.route is Route.TOOL and decision.missing):
             return decision
-        kind, confidence, signals, source = W.llm_intent(self.llm, text)
+        kind, confidence, signals, source = rules.llm_intent(self.llm, text)
         route = Route.PLAN if kind == "plan" else Route.ANSWER
         return Decision(route, kind, confidence, source, signals, explain=decision.explain)
 
@@ -382,7 +383,7 @@ class Router:
         if route is not None:
             decision = Decision(Route(route), str(route), 1.0, "forced")
             if decision.route is Route.TOOL:  # which tool, and its arguments, still come from rules
-                ruled = W.rule_decision(request, self.tool_schemas())
+                ruled = rules.decide(request, self.tool_schemas())
                 decision = replace(ruled, route=Route.TOOL, source="forced")
         elif stdin:
             decision = Decision(Route.ANSWER, "chat", 1.0, "rules", ("input on stdin",))
@@ -613,8 +614,8 @@ class Router:
         )
 
     def _todo_reply(self, request: str, decision: Decision) -> Reply:
-        tasks = W.open_tasks(self.todo)
-        counts = W.task_counts(self.todo)
+        tasks = _wiring.open_tasks(self.todo)
+        counts = _wiring.task_counts(self.todo)
         if tasks:
             lines = [f"- #{t.id} [{t.status}] {t.title}" for t in tasks]
             text = "Open tasks:\n" + "\n".join(lines)
@@ -627,7 +628,7 @@ class Router:
 
     def _run_tool(self, name: str, args: dict[str, Any], emit: EventSink) -> ToolOutcome:
         emit(Event(EventKind.TOOL_START, name, {"tool": name, "args": args}))
-        outcome = W.call_tool(self.registry, name, args, self.tool_ctx)
+        outcome = _wiring.call_tool(self.registry, name, args, self.tool_ctx)
         emit(Event(EventKind.TOOL_END, name, outcome.to_dict()))
         return outcome
 
@@ -668,13 +669,28 @@ class Router:
         """
         from magray.router._plan import run_smart
 
-        return run_smart(self, task, dry_run=dry_run, emit=on_event or _ignore)
+        return run_smart(self._plan_runner(), task, dry_run=dry_run, emit=on_event or _ignore)
 
     def summarize(self, report: PlanReport) -> str:
         """A text summary of a plan report (by the LLM when one is configured)."""
         from magray.router._plan import summarize
 
-        return summarize(self, report)
+        return summarize(self._plan_runner(), report)
+
+    def _plan_runner(self) -> PlanRunner:
+        from magray.router._plan import PlanRunner
+
+        return PlanRunner(
+            settings=self.settings,
+            registry=self.registry,
+            tool_ctx=self.tool_ctx,
+            plans=lambda: self.plans,
+            llm=self.llm if self.llm_enabled else None,
+            model=self.model,
+            clock=self.clock,
+            sleep=self.sleep,
+            retry_backoff=self.retry_backoff,
+        )
 
 
 def _normalized(text: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = [
     "Decision",
@@ -134,11 +135,19 @@ class PlanStep(BaseModel):
     """One step of a plan: a tool call that may depend on earlier steps.
 
     An argument may use the output of a step it depends on: ``"{{s1.items}}"``
-    (see :data:`magray.router.STEP_OUTPUT_FIELDS` for the fields).
+    (see :data:`magray.router.STEP_OUTPUT_FIELDS` for the fields). A model's plan
+    names the step's title ``description`` (the planning prompt's word); both
+    names are accepted.
     """
 
+    model_config = ConfigDict(populate_by_name=True)
+
     id: str = Field(description="Short unique step id, e.g. 's1'.")
-    title: str = Field(description="What the step does, in a few words.")
+    title: str = Field(
+        default="",
+        validation_alias=AliasChoices("description", "title"),
+        description="What the step does, in a few words.",
+    )
     tool: str = Field(description="Name of the tool to call.")
     args: dict[str, Any] = Field(
         default_factory=dict,
@@ -160,14 +169,93 @@ class PlanStep(BaseModel):
 
 
 class Plan(BaseModel):
-    """A goal broken into tool steps that form a DAG."""
+    """A goal broken into tool steps that form a DAG (every planner makes this one model)."""
 
     goal: str = Field(description="The user's goal.")
-    steps: list[PlanStep] = Field(description="The steps, in any order; depends_on links them.")
+    steps: list[PlanStep] = Field(
+        default_factory=list, description="The steps, in any order; depends_on links them."
+    )
     unplanned: list[str] = Field(
         default_factory=list, description="Parts of the goal no tool covers."
     )
     source: str = Field(default="rules", description="Who planned: llm, rules, ...")
+
+    def dag_problems(self, tool_names: Iterable[str] | None = None) -> list[str]:
+        """Why the steps are not a DAG over ``tool_names``: repeated ids, unknown tools,
+        dependencies on itself or on missing steps, a cycle (empty when they are one)."""
+        problems: list[str] = []
+        ids = [s.id for s in self.steps]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            problems.append(f"step ids repeat: {', '.join(repeated)}")
+        known = set(tool_names) if tool_names is not None else None
+        for step in self.steps:
+            if known is not None and step.tool not in known:
+                problems.append(f"step {step.id} uses unknown tool {step.tool!r}")
+            for dep in step.depends_on:
+                if dep == step.id:
+                    problems.append(f"step {step.id} depends on itself")
+                elif dep not in ids:
+                    problems.append(f"step {step.id} depends on unknown step {dep!r}")
+        if not problems:
+            cycle = self._cycle()
+            if cycle:
+                problems.append(f"dependency cycle among steps {', '.join(sorted(cycle))}")
+        return problems
+
+    def validate_dag(self, tool_names: Iterable[str] | None = None) -> None:
+        """Check the plan is executable as a DAG.
+
+        Raises:
+            PlanInvalidError: See :meth:`dag_problems`; ``details["problems"]`` lists them.
+        """
+        problems = self.dag_problems(tool_names)
+        if problems:
+            from magray.router.errors import PlanInvalidError
+
+            raise PlanInvalidError(
+                f"invalid plan: {problems[0]}"
+                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                hint="fix the plan's step ids, tools and depends_on so they form a DAG",
+                details={"problems": problems},
+            )
+
+    def _cycle(self) -> set[str]:
+        """Ids left over by Kahn's algorithm (empty when acyclic)."""
+        indegree = {s.id: 0 for s in self.steps}
+        children: dict[str, list[str]] = {s.id: [] for s in self.steps}
+        for step in self.steps:
+            for dep in set(step.depends_on):
+                if dep in children:
+                    children[dep].append(step.id)
+                    indegree[step.id] += 1
+        queue = deque(i for i, d in indegree.items() if d == 0)
+        done = 0
+        while queue:
+            node = queue.popleft()
+            done += 1
+            for child in children[node]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    queue.append(child)
+        return {i for i, d in indegree.items() if d > 0} if done < len(indegree) else set()
+
+    def order(self) -> list[PlanStep]:
+        """Steps in a dependency-respecting order (stable: plan order among ready steps).
+
+        Raises:
+            PlanInvalidError: The plan is not a DAG.
+        """
+        self.validate_dag()
+        placed: set[str] = set()
+        out: list[PlanStep] = []
+        while len(out) < len(self.steps):
+            for step in self.steps:
+                if step.id not in placed and all(d in placed for d in step.depends_on):
+                    out.append(step)
+                    placed.add(step.id)
+                    break
+        return out
 
 
 @dataclass

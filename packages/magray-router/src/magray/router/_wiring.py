@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magray.router._types import Decision, Passage, Plan, PlanStep, Route, ToolOutcome
+from magray.router._types import Passage, Plan, ToolOutcome
 
 if TYPE_CHECKING:
     from magray.common.metrics import MetricsRegistry
@@ -27,8 +27,6 @@ __all__ = [
     "call_tool",
     "llm_client",
     "llm_configured",
-    "llm_intent",
-    "llm_plan",
     "model_stats",
     "order_models",
     "memory_add",
@@ -36,8 +34,6 @@ __all__ = [
     "open_memory",
     "open_plans",
     "open_todo",
-    "rule_decision",
-    "rule_plan",
     "run_plan_tasks",
     "tool_context",
     "tool_parameters",
@@ -187,174 +183,6 @@ def llm_warm_up() -> None:
     from magray.llm import warm_up
 
     warm_up(background=True)
-
-
-def _convert_plan(plan: Any, source: str) -> Plan:
-    """magray-llm's plan → the router's (step titles from descriptions)."""
-    steps = [
-        PlanStep(
-            id=s.id,
-            title=(s.description or s.tool)[:200],
-            tool=s.tool,
-            args=dict(s.args),
-            depends_on=list(s.depends_on),
-            missing=list(s.missing),
-        )
-        for s in plan.steps
-    ]
-    return Plan(goal=plan.goal, steps=steps, unplanned=list(plan.unplanned), source=source)
-
-
-def _invalid(exc: Exception, source: str) -> Exception:
-    from magray.router.errors import PlanInvalidError
-
-    details = dict(getattr(exc, "details", {}) or {})
-    problems = list(details.get("problems") or [str(exc)])
-    return PlanInvalidError(
-        f"the {source} plan is invalid: {'; '.join(problems)}",
-        hint="rephrase the task, or see `magray tools list` for what tools exist",
-        details={"problems": problems},
-    )
-
-
-def llm_plan(client: LLMClient, goal: str, tools: Sequence[dict[str, Any]]) -> Plan:
-    """The LLM's plan (magray-llm's LLMPlanner), validated as a DAG over ``tools``.
-
-    Raises:
-        PlanInvalidError: The model's plan is not a valid DAG over the tools.
-        LLMError: The model chain failed (after its retries and fallbacks).
-    """
-    from magray.llm import LLMPlanner, PlanValidationError
-
-    planner = LLMPlanner(client, raise_errors=True, fallback_on_invalid=False)
-    try:
-        plan = planner.plan(goal, tools)
-    except PlanValidationError as exc:
-        raise _invalid(exc, "model's") from exc
-    return _convert_plan(plan, str(plan.source))
-
-
-def rule_plan(goal: str, tools: Sequence[dict[str, Any]]) -> Plan:
-    """The rule-based plan: one step per clause, each after the one before.
-
-    Clauses come from magray-llm's ``split_steps`` plus the router's own splitting
-    (:mod:`magray.router._rules`); each clause gets its tool and arguments from
-    magray-llm's ``RulePlanner``, corrected by the router's rules, and a clause that
-    says so uses the previous step's output ("... and make a task list" →
-    ``todo_add_many(titles="{{s1.items}}")``).
-
-    Raises:
-        PlanInvalidError: The clauses do not make a valid DAG.
-    """
-    from magray.llm import PlanValidationError, RulePlanner, split_steps
-    from magray.router import _rules
-
-    enabled = {str(t.get("function", t)["name"]) for t in tools}
-    required = _rules.required(tools)
-    planner = RulePlanner()
-    steps: list[PlanStep] = []
-    unplanned: list[str] = []
-    for clause in _rules.clauses(goal, split_steps, None):
-        try:
-            single = planner.plan(clause, tools)
-        except PlanValidationError as exc:
-            raise _invalid(exc, "rule-based") from exc
-        first = single.steps[0] if single.steps else None
-        tool, args, rule = _rules.refine(
-            clause, first.tool if first else None, first.args if first else {}, enabled
-        )
-        if steps:
-            tool, args, chained = _rules.chain(clause, tool, args, steps[-1].id, enabled)
-            rule = chained or rule
-        if tool is None:
-            unplanned.append(clause)
-            continue
-        if first is not None and tool == first.tool and rule is None:
-            missing = list(first.missing)
-        else:
-            missing = [r for r in required.get(tool, []) if r not in args]
-        steps.append(
-            PlanStep(
-                id=f"s{len(steps) + 1}",
-                title=clause[:200],
-                tool=tool,
-                args=args,
-                depends_on=[steps[-1].id] if steps else [],
-                missing=missing,
-            )
-        )
-    return Plan(goal=goal, steps=steps, unplanned=unplanned, source="rules")
-
-
-_INTENT_OF_TOOL = {"file": "file", "git": "git", "memory": "memory", "todo": "todo", "web": "web"}
-
-
-def _intent_of(tool: str) -> str:
-    prefix = tool.split("_", 1)[0]
-    return "shell" if tool == "shell_run" else _INTENT_OF_TOOL.get(prefix, "tool")
-
-
-def rule_decision(text: str, tools: Sequence[dict[str, Any]]) -> Decision:
-    """The rule-based routing decision: magray-llm's AgentCoordinator (without a model),
-    corrected by the router's rules (:mod:`magray.router._rules`); a request of several
-    clauses ("read README.md and remember its first line") becomes a plan."""
-    from magray.llm import AgentCoordinator, split_steps
-    from magray.router import _rules
-
-    decided = AgentCoordinator().decide(text, tools)
-    intent = decided.intent
-    kind = intent.kind.value
-    route = {"chat": Route.ANSWER, "tool": Route.TOOL, "plan": Route.PLAN}[decided.route]
-    tool = decided.selection.tool if decided.selection is not None else None
-    extraction = decided.extraction
-    args = dict(extraction.arguments) if extraction is not None else {}
-    missing = tuple(extraction.missing) if extraction is not None else ()
-    question = extraction.question if extraction is not None else None
-    confidence = float(intent.confidence)
-    signals = tuple(intent.signals)
-    plan = None
-    enabled = {str(t.get("function", t)["name"]) for t in tools}
-    if route is not Route.PLAN:
-        picked, args, rule = _rules.refine(
-            text, tool if route is Route.TOOL else None, args, enabled
-        )
-        if rule is not None and picked is not None:
-            if picked != tool or route is not Route.TOOL:
-                question = None
-            route, tool, kind = Route.TOOL, picked, _intent_of(picked)
-            required = _rules.required(tools).get(picked, [])
-            missing = tuple(r for r in required if r not in args)
-            confidence = max(confidence, 0.9)
-            signals = (*signals, f"router rule: {rule}")
-    if route is Route.PLAN or len(_rules.clauses(text, split_steps, tool)) > 1:
-        ruled = rule_plan(text, tools)
-        if len(ruled.steps) > 1 or route is Route.PLAN:
-            route, kind, plan = Route.PLAN, "plan", ruled
-            signals = (*signals, f"{len(ruled.steps)} steps")
-    return Decision(
-        route=route,
-        intent=kind,
-        confidence=confidence,
-        source="rules",
-        signals=signals,
-        tool=tool if route is Route.TOOL else None,
-        args=args if route is Route.TOOL else None,
-        missing=missing if route is Route.TOOL else (),
-        question=question if route is Route.TOOL and missing else None,
-        plan=plan,
-        explain=decided.explain(),
-    )
-
-
-def llm_intent(client: LLMClient, text: str) -> tuple[str, float, tuple[str, ...], str]:
-    """The LLM intent analyzer's verdict: (kind, confidence, signals, source).
-
-    Falls back to the rules when the model fails (the source then says so).
-    """
-    from magray.llm import LLMIntentAnalyzer
-
-    intent = LLMIntentAnalyzer(client).analyze(text)
-    return intent.kind.value, float(intent.confidence), tuple(intent.signals), str(intent.source)
 
 
 # ---------------------------------------------------------------- tools

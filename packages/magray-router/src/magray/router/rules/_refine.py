@@ -1,15 +1,15 @@
-"""The router's own routing rules, applied on top of magray-llm's rule-based agents.
+"""Rules that know magray's concrete tools, applied after the general rule agents.
 
-magray-llm's agents are general (intent keywords, a tool selector scoring tool
-descriptions, an argument extractor). These rules know the router's concrete
-tools and fix what the general agents get wrong on common requests, measured by
-the regression table in ``tests/test_rules.py``:
+The agents (:mod:`._intent`, :mod:`._select`, :mod:`._params`) are general: intent
+keywords, a selector scoring tool descriptions, an argument extractor. These rules
+know the router's concrete tools and settle what the general agents get wrong on
+common requests, measured by the regression table in ``tests/test_rules.py``:
 
 - :func:`refine` re-reads one clause: "list the files in src" keeps ``src``,
   "search memory for orca" keeps ``orca``, "find the TODOs in src" is a grep,
   "show the last 3 commits" asks git for 3;
-- :func:`clauses` splits a request into steps at "then"/"and <verb>" (magray-llm's
-  :func:`split_steps`, plus verbs such as "make" and "turn"), but leaves requests
+- :func:`clauses` splits a request into steps at "then"/"and <verb>"
+  (:func:`split_steps`, plus verbs such as "make" and "turn"), but leaves requests
   whose tail is content ("remember that we read and write files") whole;
 - :func:`chain` makes a later step use an earlier step's output ("... and make a
   task list" → ``todo_add_many(titles="{{s1.items}}")``; "... and remember its first
@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Refined", "chain", "clauses", "path_in", "refine"]
+from magray.router.rules._planner import split_steps
+from magray.router.rules._text import NUMBER_WORDS
+
+__all__ = ["Refined", "chain", "clauses", "path_in", "refine", "required"]
 
 # ------------------------------------------------------------------ pieces
 
@@ -69,19 +72,6 @@ _IN_PATH = re.compile(
 )
 _FILE = r"(?P<file>[\w.\-~/]*\w\.[A-Za-z]\w{0,7})"
 _MARKER = re.compile(r"\b(TODO|FIXME|XXX|HACK)(?:s|'s)?\b")
-_NUMBERS = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "twenty": 20,
-}
 _LANGUAGES = {
     "python": "py",
     "markdown": "md",
@@ -117,7 +107,7 @@ def path_in(clause: str) -> str | None:
 def _count(word: str) -> int | None:
     if word.isdigit():
         return int(word)
-    return _NUMBERS.get(word.lower())
+    return NUMBER_WORDS.get(word.lower())
 
 
 def _valid_regex(pattern: str) -> str:
@@ -569,14 +559,11 @@ _CONTENT_START = re.compile(
 )
 
 
-def clauses(
-    text: str, split_steps: Callable[[str], list[str]], single_tool: str | None
-) -> list[str]:
+def clauses(text: str, single_tool: str | None) -> list[str]:
     """The steps of a request; one clause when it is a single action.
 
     Args:
         text: The request.
-        split_steps: magray-llm's splitter (sequencing words, "and <verb>").
         single_tool: The tool the agents chose for the whole request: when it takes
             free text (memory_add, todo_add, shell_run, ...) and the request starts with
             its verb, "and <verb>" inside that text is content, not a second step.

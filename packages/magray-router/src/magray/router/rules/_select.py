@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, Field
 
 from magray.common.errors import InvalidInputError, LLMError
-from magray.llm._intent import Intent, IntentKind, RuleIntentAnalyzer
-from magray.llm._text import stem, tokens
+from magray.router.rules._intent import Intent, IntentKind, RuleIntentAnalyzer
+from magray.router.rules._text import stem, tokens
 
 if TYPE_CHECKING:
-    from magray.llm._client import LLMClient
+    from magray.llm import LLMClient
 
 __all__ = [
     "LLMToolSelector",
@@ -423,7 +423,7 @@ class LLMToolSelector:
     def select(
         self, request: str, tools: Sequence[Mapping[str, Any]], *, intent: Intent | None = None
     ) -> ToolSelection:
-        from magray.llm._prompts import load_prompt
+        from magray.llm import load_prompt
 
         specs = tool_specs(tools)
         if not specs:

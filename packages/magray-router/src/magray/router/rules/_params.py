@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, Field
 
 from magray.common.errors import LLMError
-from magray.llm._select import ToolSpec, tool_specs
+from magray.router.rules._select import ToolSpec, tool_specs
+from magray.router.rules._text import FILE_EXTENSIONS, NUMBER_WORDS
 
 if TYPE_CHECKING:
-    from magray.llm._client import LLMClient
+    from magray.llm import LLMClient
 
 __all__ = [
     "Extraction",
@@ -139,19 +140,6 @@ _PATH = re.compile(
     r"(?<![\w@/])(~?/[\w.\-/]+|\.{1,2}/[\w.\-/]*|[\w\-]+(?:/[\w.\-]+)+|[\w\-]+\.[A-Za-z][\w]{0,7})(?![\w/])"
 )
 _NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
-_WORD_NUMBERS = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "twenty": 20,
-}
 _DAYS = r"(today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday|next week|\d{4}-\d{2}-\d{2})"
 
 _PATH_NAMES = {
@@ -193,11 +181,7 @@ _COUNT_NAMES = {
     "num",
 }
 
-_FILE_EXT = re.compile(
-    r"\.(py|md|txt|json|toml|ya?ml|cfg|ini|csv|rs|js|ts|html|css|log|sh|c|h|"
-    r"cpp|go|java|rb|lock|xml|pdf|env|conf|sql)$",
-    re.IGNORECASE,
-)
+_FILE_EXT = re.compile(rf"\.(?:{FILE_EXTENSIONS})$", re.IGNORECASE)
 
 
 def _strip(text: str) -> str:
@@ -355,7 +339,7 @@ class RuleParameterExtractor:
         if not match:
             return None
         raw = match.group(1)
-        value: float = _WORD_NUMBERS[raw] if raw in _WORD_NUMBERS else float(raw)
+        value: float = NUMBER_WORDS[raw] if raw in NUMBER_WORDS else float(raw)
         return int(value) if kind == "integer" else value
 
     @staticmethod
@@ -467,7 +451,7 @@ class LLMParameterExtractor:
         self.max_tokens = max_tokens
 
     def extract(self, request: str, tool: Mapping[str, Any]) -> Extraction:
-        from magray.llm._prompts import load_prompt
+        from magray.llm import load_prompt
 
         (spec,) = tool_specs([tool])
         prompt = load_prompt("extract_params", version=self.prompt_version)

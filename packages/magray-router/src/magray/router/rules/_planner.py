@@ -1,128 +1,33 @@
-"""Action planning: a goal → a plan of tool steps that forms a valid DAG.
+"""Action planning: a goal → a :class:`~magray.router.Plan` of tool steps that forms a DAG.
 
 :class:`RulePlanner` splits the goal into clauses at sequencing words ("then",
 "after that", "finally", numbered lists, "; ") and plans one step per clause
 with the rule-based selector and extractor; each step depends on the one before.
 :class:`LLMPlanner` asks a model for the steps. Every plan, whoever made it, is
-checked by :meth:`Plan.validate` (unique ids, known tools, existing
-dependencies, no cycles: Kahn's topological sort, stdlib only).
+checked by :meth:`Plan.validate_dag` (unique ids, known tools, existing
+dependencies, no cycles).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from magray.common.errors import LLMError
-from magray.llm._intent import Intent, IntentKind, RuleIntentAnalyzer
-from magray.llm._params import RuleParameterExtractor, validate_arguments
-from magray.llm._select import RuleToolSelector, tool_specs
-from magray.llm.errors import PlanValidationError
+from magray.router._types import Plan, PlanStep
+from magray.router.errors import PlanInvalidError
+from magray.router.rules._intent import Intent, IntentKind, RuleIntentAnalyzer
+from magray.router.rules._params import RuleParameterExtractor, validate_arguments
+from magray.router.rules._select import RuleToolSelector, tool_specs
 
 if TYPE_CHECKING:
-    from magray.llm._client import LLMClient
+    from magray.llm import LLMClient
 
-__all__ = ["ActionPlanner", "LLMPlanner", "Plan", "PlanStep", "RulePlanner", "split_steps"]
-
-
-class PlanStep(BaseModel):
-    """One tool call in a plan."""
-
-    id: str = Field(description="Unique step id, e.g. 's1'.")
-    tool: str = Field(description="The tool's exact name.")
-    args: dict[str, Any] = Field(default_factory=dict, description="Arguments for the tool.")
-    depends_on: list[str] = Field(default_factory=list, description="Ids of steps needed first.")
-    description: str = Field(default="", description="What this step does.")
-    missing: list[str] = Field(
-        default_factory=list, description="Required arguments not known yet."
-    )
-
-
-class Plan(BaseModel):
-    """A goal and its steps; ``unplanned`` lists parts of the goal no tool covers."""
-
-    goal: str
-    steps: list[PlanStep] = Field(default_factory=list)
-    unplanned: list[str] = Field(default_factory=list)
-    source: str = "rules"
-
-    def validate_dag(self, tool_names: Iterable[str] | None = None) -> None:
-        """Check the plan is executable as a DAG.
-
-        Raises:
-            PlanValidationError: Duplicate ids, unknown tools, dangling or self
-                dependencies, or a cycle (the message names the steps involved).
-        """
-        problems: list[str] = []
-        ids = [s.id for s in self.steps]
-        seen: set[str] = set()
-        for step_id in ids:
-            if step_id in seen:
-                problems.append(f"duplicate step id {step_id!r}")
-            seen.add(step_id)
-        known = set(tool_names) if tool_names is not None else None
-        for step in self.steps:
-            if known is not None and step.tool not in known:
-                problems.append(f"step {step.id!r} uses unknown tool {step.tool!r}")
-            for dep in step.depends_on:
-                if dep == step.id:
-                    problems.append(f"step {step.id!r} depends on itself")
-                elif dep not in seen:
-                    problems.append(f"step {step.id!r} depends on missing step {dep!r}")
-        if not problems:
-            cycle = self._cycle()
-            if cycle:
-                problems.append(f"dependency cycle among steps {', '.join(sorted(cycle))}")
-        if problems:
-            raise PlanValidationError(
-                f"invalid plan: {problems[0]}"
-                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
-                hint="fix the plan's step ids, tools and depends_on so they form a DAG",
-                details={"problems": problems},
-            )
-
-    def _cycle(self) -> set[str]:
-        """Ids left over by Kahn's algorithm (empty when acyclic)."""
-        indegree = {s.id: 0 for s in self.steps}
-        children: dict[str, list[str]] = {s.id: [] for s in self.steps}
-        for step in self.steps:
-            for dep in set(step.depends_on):
-                if dep in children:
-                    children[dep].append(step.id)
-                    indegree[step.id] += 1
-        queue = deque(i for i, d in indegree.items() if d == 0)
-        done = 0
-        while queue:
-            node = queue.popleft()
-            done += 1
-            for child in children[node]:
-                indegree[child] -= 1
-                if indegree[child] == 0:
-                    queue.append(child)
-        return {i for i, d in indegree.items() if d > 0} if done < len(indegree) else set()
-
-    def order(self) -> list[PlanStep]:
-        """Steps in a dependency-respecting order (stable: plan order among ready steps).
-
-        Raises:
-            PlanValidationError: The plan is not a DAG.
-        """
-        self.validate_dag()
-        by_id = {s.id: s for s in self.steps}
-        placed: set[str] = set()
-        out: list[PlanStep] = []
-        while len(out) < len(self.steps):
-            for step in self.steps:
-                if step.id not in placed and all(d in placed for d in step.depends_on):
-                    out.append(by_id[step.id])
-                    placed.add(step.id)
-                    break
-        return out
+__all__ = ["ActionPlanner", "LLMPlanner", "RulePlanner", "split_steps"]
 
 
 class ActionPlanner(Protocol):
@@ -202,7 +107,7 @@ class RulePlanner:
                     tool=selection.tool,
                     args=extraction.arguments,
                     depends_on=[steps[-1].id] if steps else [],
-                    description=clause,
+                    title=clause[:200],
                     missing=extraction.missing,
                 )
             )
@@ -221,7 +126,7 @@ class LLMPlanner:
     """Planning by a language model; the plan is validated as a DAG over the real tools.
 
     Arguments the schema rejects are dropped and reported as missing. An
-    invalid plan (unknown tool, cycle, ...) raises :class:`PlanValidationError`
+    invalid plan (unknown tool, cycle, ...) raises :class:`PlanInvalidError`
     (or falls back to the rules when ``fallback_on_invalid``); a failed call
     falls back to :class:`RulePlanner` unless ``raise_errors``.
     """
@@ -245,7 +150,7 @@ class LLMPlanner:
         self.max_tokens = max_tokens
 
     def plan(self, goal: str, tools: Sequence[Mapping[str, Any]]) -> Plan:
-        from magray.llm._prompts import load_prompt
+        from magray.llm import load_prompt
 
         specs = tool_specs(tools)
         listing = "\n".join(
@@ -277,7 +182,7 @@ class LLMPlanner:
         plan = Plan(goal=goal, steps=steps, source="llm")
         try:
             plan.validate_dag(by_name)
-        except PlanValidationError:
+        except PlanInvalidError:
             if not self.fallback_on_invalid or self.raise_errors:
                 raise
             result = self.fallback.plan(goal, tools)

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, Field
 
 from magray.common.errors import LLMError
+from magray.router.rules._text import FILE_EXTENSIONS
 
 if TYPE_CHECKING:
-    from magray.llm._client import LLMClient
+    from magray.llm import LLMClient
 
 __all__ = [
     "Intent",
@@ -68,7 +69,7 @@ class IntentAnalyzer(Protocol):
     def analyze(self, text: str) -> Intent: ...
 
 
-_PATH = r"(?:~?/[\w.\-/]+|\b[\w\-/]+\.(?:py|md|txt|json|toml|ya?ml|cfg|ini|csv|rs|js|ts|html|css|log|sh|c|h|cpp|go|java|rb|lock|xml|pdf))\b"
+_PATH = rf"(?:~?/[\w.\-/]+|\b[\w\-/]+\.(?:{FILE_EXTENSIONS}))\b"
 _URL = r"https?://\S+|\bwww\.\S+|\b[\w-]+\.(?:com|org|net|io|dev|ai)\b"
 
 _CODE_MARKER = re.compile(r"\b(TODO|FIXME|XXX|HACK)[sS]?\b")  # case-sensitive on purpose
@@ -428,7 +429,7 @@ class LLMIntentAnalyzer:
         self.max_tokens = max_tokens
 
     def analyze(self, text: str) -> Intent:
-        from magray.llm._prompts import load_prompt
+        from magray.llm import load_prompt
 
         if self.fast_path is not None:
             quick = self.fallback.analyze(text)

@@ -18,6 +18,6 @@ import pytest
     ],
 )
 def test_code_markers_are_file_searches_not_the_todo_list(text: str, kind: str) -> None:
-    from magray.llm import RuleIntentAnalyzer
+    from magray.router.rules import RuleIntentAnalyzer
 
     assert RuleIntentAnalyzer().analyze(text).kind.value == kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from magray.llm import (
+from magray.router.rules import (
     RuleIntentAnalyzer,
     RuleParameterExtractor,
     RulePlanner,
@@ -16,7 +16,7 @@ from magray.llm import (
 
 DATA = Path(__file__).parent / "data"
 
-# Measured 2026-11-25 (see docs/llm.md): all 94 cases intent 94.7 %, tool 92.5 %,
+# Measured 2026-11-25 (see docs/router.md): all 94 cases intent 94.7 %, tool 92.5 %,
 # args 100 % (33), plans 85.7 % (7); the 24 held-out cases intent 79.2 %, tool 70.8 %.
 # Floors are those figures minus a margin of 5 points, so a regression fails here.
 FLOORS_ALL = {"intent": 0.89, "tool": 0.87, "args": 0.95, "plan": 0.80}

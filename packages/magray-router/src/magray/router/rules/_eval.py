@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magray.llm._intent import IntentAnalyzer
-from magray.llm._params import ParameterExtractor
-from magray.llm._plan import ActionPlanner
-from magray.llm._select import ToolSelector, tool_specs
+from magray.router.rules._intent import IntentAnalyzer
+from magray.router.rules._params import ParameterExtractor
+from magray.router.rules._planner import ActionPlanner
+from magray.router.rules._select import ToolSelector, tool_specs
 
 __all__ = ["EvalCase", "EvalReport", "evaluate", "load_cases"]
 

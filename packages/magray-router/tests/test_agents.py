@@ -1,4 +1,4 @@
-"""The agents: rule-based paths, LLM paths (loopback server), planning DAGs, coordinator."""
+"""The routing agents: rule-based paths, LLM paths (loopback server), planning DAGs, coordinator."""
 
 from __future__ import annotations
 
@@ -11,18 +11,15 @@ import pytest
 import magray.llm.testing as lb
 from magray.common.metrics import MetricsRegistry
 from magray.common.settings import LLMSettings
-from magray.llm import (
+from magray.llm import LLMClient, RetryPolicy
+from magray.router import Plan, PlanInvalidError, PlanStep
+from magray.router.rules import (
     AgentCoordinator,
     IntentKind,
-    LLMClient,
     LLMIntentAnalyzer,
     LLMParameterExtractor,
     LLMPlanner,
     LLMToolSelector,
-    Plan,
-    PlanStep,
-    PlanValidationError,
-    RetryPolicy,
     RuleIntentAnalyzer,
     RuleParameterExtractor,
     RulePlanner,
@@ -173,19 +170,19 @@ def test_plan_validation_rejects_bad_graphs() -> None:
     def plan(*steps: PlanStep) -> Plan:
         return Plan(goal="g", steps=list(steps))
 
-    with pytest.raises(PlanValidationError, match="cycle"):
+    with pytest.raises(PlanInvalidError, match="cycle"):
         plan(
             PlanStep(id="a", tool="t", depends_on=["c"]),
             PlanStep(id="b", tool="t", depends_on=["a"]),
             PlanStep(id="c", tool="t", depends_on=["b"]),
         ).validate_dag()
-    with pytest.raises(PlanValidationError, match="missing step"):
+    with pytest.raises(PlanInvalidError, match="unknown step"):
         plan(PlanStep(id="a", tool="t", depends_on=["zzz"])).validate_dag()
-    with pytest.raises(PlanValidationError, match="itself"):
+    with pytest.raises(PlanInvalidError, match="itself"):
         plan(PlanStep(id="a", tool="t", depends_on=["a"])).validate_dag()
-    with pytest.raises(PlanValidationError, match="duplicate"):
+    with pytest.raises(PlanInvalidError, match="ids repeat"):
         plan(PlanStep(id="a", tool="t"), PlanStep(id="a", tool="t")).validate_dag()
-    with pytest.raises(PlanValidationError, match="unknown tool"):
+    with pytest.raises(PlanInvalidError, match="unknown tool"):
         plan(PlanStep(id="a", tool="nope")).validate_dag({"t"})
 
 
@@ -332,7 +329,7 @@ def test_llm_planner_validates_the_dag(server: Any) -> None:
     assert fallback.source == "rules (llm plan was invalid)"
     assert [s.tool for s in fallback.steps] == ["shell_run", "git_commit"]
     strict = LLMPlanner(llm_client(server), fallback_on_invalid=False)
-    with pytest.raises(PlanValidationError):
+    with pytest.raises(PlanInvalidError):
         strict.plan("x", TOOLS)
 
 

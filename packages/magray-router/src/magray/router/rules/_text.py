@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["STOPWORDS", "stem", "tokens", "words"]
+__all__ = ["FILE_EXTENSIONS", "NUMBER_WORDS", "STOPWORDS", "stem", "tokens", "words"]
+
+#: Number words the rules read as counts ("the last three commits").
+NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "twenty": 20,
+}
+
+#: File extensions that make a word a file name (a regex alternation, no group).
+FILE_EXTENSIONS = (
+    r"py|md|txt|json|toml|ya?ml|cfg|ini|csv|rs|js|ts|html|css|log|sh|c|h|"
+    r"cpp|go|java|rb|lock|xml|pdf|env|conf|sql"
+)
 
 STOPWORDS = frozenset(
     [

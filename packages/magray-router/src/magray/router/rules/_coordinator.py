@@ -1,9 +1,9 @@
 """The coordinator: intent → (tool + arguments | plan | chat), with every decision traced.
 
 ``AgentCoordinator.decide`` chains the four agents and returns a
-:class:`Decision` whose ``trace`` records, for each agent that ran, which
+:class:`AgentDecision` whose ``trace`` records, for each agent that ran, which
 implementation answered (rules, LLM, or rules after an LLM failure), what it
-decided, why, and how long it took. ``Decision.explain()`` renders that trace
+decided, why, and how long it took. ``AgentDecision.explain()`` renders that trace
 for ``--explain`` output. The coordinator decides; running tools is the
 router's job.
 """
@@ -15,21 +15,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from magray.llm._intent import (
+from magray.router._types import Plan
+from magray.router.rules._intent import (
     Intent,
     IntentAnalyzer,
     IntentKind,
     LLMIntentAnalyzer,
     RuleIntentAnalyzer,
 )
-from magray.llm._params import (
+from magray.router.rules._params import (
     Extraction,
     LLMParameterExtractor,
     ParameterExtractor,
     RuleParameterExtractor,
 )
-from magray.llm._plan import ActionPlanner, LLMPlanner, Plan, RulePlanner
-from magray.llm._select import (
+from magray.router.rules._planner import ActionPlanner, LLMPlanner, RulePlanner
+from magray.router.rules._select import (
     LLMToolSelector,
     RuleToolSelector,
     ToolSelection,
@@ -38,11 +39,11 @@ from magray.llm._select import (
 )
 
 if TYPE_CHECKING:
-    from magray.llm._client import LLMClient
+    from magray.llm import LLMClient
 
-__all__ = ["AgentCoordinator", "Decision", "Route", "TraceEntry"]
+__all__ = ["AgentCoordinator", "AgentDecision", "AgentRoute", "TraceEntry"]
 
-Route = Literal["chat", "tool", "plan"]
+AgentRoute = Literal["chat", "tool", "plan"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class TraceEntry:
 
 
 @dataclass
-class Decision:
+class AgentDecision:
     """What to do with a request, and how the agents got there.
 
     Attributes:
@@ -71,7 +72,7 @@ class Decision:
     """
 
     request: str
-    route: Route
+    route: AgentRoute
     intent: Intent
     selection: ToolSelection | None = None
     extraction: Extraction | None = None
@@ -164,7 +165,7 @@ class AgentCoordinator:
         result = fn()
         return result, (self._clock() - start) * 1000
 
-    def decide(self, request: str, tools: Sequence[Mapping[str, Any]]) -> Decision:
+    def decide(self, request: str, tools: Sequence[Mapping[str, Any]]) -> AgentDecision:
         """Decide how to handle ``request`` given the available ``tools`` (OpenAI-style schemas)."""
         trace: list[TraceEntry] = []
         intent, ms = self._timed(lambda: self.analyzer.analyze(request))
@@ -179,7 +180,7 @@ class AgentCoordinator:
         )
         if intent.kind == IntentKind.CHAT or not tools:
             why = "no tools available" if tools is not None and not tools else "conversation"
-            return Decision(
+            return AgentDecision(
                 request,
                 "chat",
                 intent,
@@ -193,9 +194,9 @@ class AgentCoordinator:
                 TraceEntry("planner", plan.source, f"{len(plan.steps)} step(s)", reasons, ms)
             )
             if plan.steps:
-                return Decision(request, "plan", intent, plan=plan, trace=trace)
+                return AgentDecision(request, "plan", intent, plan=plan, trace=trace)
             trace.append(TraceEntry("route", "rules", "chat: the plan has no steps"))
-            return Decision(request, "chat", intent, plan=plan, trace=trace)
+            return AgentDecision(request, "chat", intent, plan=plan, trace=trace)
         selection, ms = self._timed(lambda: self.selector.select(request, tools, intent=intent))
         trace.append(
             TraceEntry(
@@ -208,7 +209,7 @@ class AgentCoordinator:
         )
         if selection.tool is None or selection.confidence < self.min_tool_confidence:
             trace.append(TraceEntry("route", "rules", "chat: no tool fits"))
-            return Decision(request, "chat", intent, selection=selection, trace=trace)
+            return AgentDecision(request, "chat", intent, selection=selection, trace=trace)
         schema = next(
             t for t, s in zip(tools, tool_specs(tools), strict=True) if s.name == selection.tool
         )
@@ -218,6 +219,6 @@ class AgentCoordinator:
         )
         reasons = list(extraction.errors) + ([extraction.question] if extraction.question else [])
         trace.append(TraceEntry("parameters", extraction.source, summary, reasons, ms))
-        return Decision(
+        return AgentDecision(
             request, "tool", intent, selection=selection, extraction=extraction, trace=trace
         )
