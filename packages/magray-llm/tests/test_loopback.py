@@ -1,10 +1,15 @@
-"""LLMClient end to end against the loopback OpenAI-compatible server."""
+"""LLMClient end to end against the loopback OpenAI-compatible server.
+
+Every test runs twice: on the direct transport (httpx, no litellm) and with
+``llm.transport = "litellm"``; both must behave the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +17,7 @@ from pydantic import BaseModel
 
 import magray.llm.testing as lb
 from magray.common.metrics import MetricsRegistry
-from magray.common.settings import LLMSettings
+from magray.common.settings import LLMSettings as BaseLLMSettings
 from magray.llm import (
     LLMAuthError,
     LLMClient,
@@ -27,6 +32,20 @@ from magray.llm import (
 )
 
 pytestmark = pytest.mark.network_stub
+
+_TRANSPORT = ["auto"]
+
+
+@pytest.fixture(autouse=True, params=["direct", "litellm"])
+def transport(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The transport under test: every LLMSettings of this module is built with it."""
+    _TRANSPORT[0] = "auto" if request.param == "direct" else "litellm"
+    yield request.param
+    _TRANSPORT[0] = "auto"
+
+
+def LLMSettings(**kw: Any) -> BaseLLMSettings:  # stands in for the class
+    return BaseLLMSettings(**{"transport": _TRANSPORT[0], **kw})
 
 
 def make_client(
@@ -68,7 +87,9 @@ class Weather(BaseModel):
 # ------------------------------------------------------------------ plain calls
 
 
-def test_completion_text_usage_and_key_sent(server: Any, sleeps: list[float]) -> None:
+def test_completion_text_usage_and_key_sent(
+    server: Any, sleeps: list[float], transport: str
+) -> None:
     server.script("main", lb.chat("hello there", prompt_tokens=11, completion_tokens=2))
     metrics = MetricsRegistry()
     reply = make_client(server, sleeps, metrics=metrics).complete("hi")
@@ -77,6 +98,7 @@ def test_completion_text_usage_and_key_sent(server: Any, sleeps: list[float]) ->
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 2)
     assert reply.usage.cost_usd is None  # a custom server has no price
     assert server.headers[0]["authorization"] == "Bearer sk-test-secret"
+    assert ("python-httpx" in server.headers[0]["user-agent"]) == (transport == "direct")
     assert server.requests[0]["messages"] == [{"role": "user", "content": "hi"}]
     counters = metrics.snapshot()["counters"]
     assert counters["llm.calls{model=openai/main,outcome=ok}"] == 1
@@ -456,10 +478,7 @@ def test_a_missing_key_fails_at_once_naming_the_variable(
     assert metrics.snapshot()["counters"]["llm.errors{code=llm.auth,model=openai/gpt-4o-mini}"] == 1
 
 
-def test_a_missing_key_names_the_configured_api_key_env(
-    server: Any, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
-) -> None:
-    monkeypatch.delenv("MY_TEAM_KEY", raising=False)
+def _auth_failure_with_key_env(server: Any, sleeps: list[float]) -> Any:
     section = LLMSettings(
         model="openai/main",
         api_base=server.api_base,
@@ -468,6 +487,14 @@ def test_a_missing_key_names_the_configured_api_key_env(
     client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
     with pytest.raises(LLMAuthError) as info:
         client.complete("hi")
+    return info
+
+
+def test_a_missing_key_names_the_configured_api_key_env(
+    server: Any, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    monkeypatch.delenv("MY_TEAM_KEY", raising=False)
+    info = _auth_failure_with_key_env(server, sleeps)
     assert "MY_TEAM_KEY" in (info.value.hint or "")
     assert "OPENAI_API_KEY" not in (info.value.hint or "")
     assert server.requests == []  # detected before any request
@@ -479,14 +506,7 @@ def test_a_refused_key_is_not_retried_and_names_api_key_env(
 ) -> None:
     monkeypatch.setenv("MY_TEAM_KEY", "sk-wrong")
     server.script("main", lb.error(401, "Incorrect API key provided", code="invalid_api_key"))
-    section = LLMSettings(
-        model="openai/main",
-        api_base=server.api_base,
-        models={"openai/main": {"api_key_env": "MY_TEAM_KEY"}},
-    )
-    client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
-    with pytest.raises(LLMAuthError) as info:
-        client.complete("hi")
+    info = _auth_failure_with_key_env(server, sleeps)
     assert len(server.requests) == 1
     assert server.headers[0]["authorization"] == "Bearer sk-wrong"
     assert sleeps == []

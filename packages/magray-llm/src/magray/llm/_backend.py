@@ -66,15 +66,23 @@ def litellm_module() -> ModuleType:
     return _module
 
 
-def warm_up(*, background: bool = False) -> threading.Thread | None:
+def warm_up(*, background: bool = False, settings: Any = None) -> threading.Thread | None:
     """Import litellm now rather than on the first call (it takes seconds).
 
-    Interactive front ends call ``warm_up(background=True)`` when they start, so the
-    import overlaps with the user typing instead of delaying the first answer.
+    Interactive front ends call ``warm_up(background=True, settings=...)`` when they
+    start, so the import overlaps with the user typing instead of delaying the first
+    answer.
 
     Args:
         background: Import in a daemon thread and return it (``None`` otherwise).
+        settings: The ``[llm]`` section: when no model of its chain needs litellm (all
+            are served by the direct transport), nothing is imported and ``None`` returned.
     """
+    if settings is not None:
+        from magray.llm._transport import needs_litellm
+
+        if not needs_litellm(settings):
+            return None
     if not background:
         litellm_module()
         return None
@@ -161,6 +169,25 @@ def _is_connection_problem(exc: BaseException) -> bool:
     return "Connection error" in text or "Cannot connect to host" in text
 
 
+# How OpenAI-compatible servers say that the prompt is too long (litellm's own list).
+_CONTEXT_TEXTS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "too many tokens",
+    "prompt is too long",
+    "exceeds the context window",
+)
+
+
+def _context_overflow(exc: BaseException, status: int | None) -> bool:
+    """A direct transport's 400 that means "prompt too long" (litellm maps these itself)."""
+    if status != 400:
+        return False
+    text = f"{getattr(exc, 'code', '') or ''} {exc}".lower()
+    return any(marker in text for marker in _CONTEXT_TEXTS)
+
+
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     for prefix in ("litellm.", "OpenAIException - "):
@@ -206,7 +233,7 @@ def _map(
         details["status"] = status
     where = f" at {api_base}" if api_base else ""
 
-    if "ContextWindowExceededError" in names:
+    if "ContextWindowExceededError" in names or _context_overflow(exc, status):
         return LLMContextWindowError(
             message,
             hint="shorten the input (fewer or smaller messages) or use a model with a larger "
@@ -264,7 +291,9 @@ def _map(
             hint="the provider failed on its side; try again later or configure llm.fallbacks",
             details=details,
         )
-    if names & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError"}:
+    if names & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError"} or (
+        status in {400, 422}
+    ):
         return LLMBadRequestError(
             message,
             hint="the provider rejected the request; check the model's supported parameters",

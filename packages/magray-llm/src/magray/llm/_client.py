@@ -1,17 +1,25 @@
-"""``LLMClient``: one client for every provider litellm supports.
+"""``LLMClient``: one client for every LLM provider, its call path written once.
 
-It adds what litellm leaves to the caller: settings-driven model configs,
+It adds what the transports leave to the caller: settings-driven model configs,
 retries with exponential backoff on retriable errors only, fallbacks to other
 models, typed results, streaming assembly, structured output with repair, and
-usage/cost/latency metrics. litellm itself is imported on the first call.
+usage/cost/latency metrics.
+
+Each call is one generator (see :mod:`magray.llm._call`): it builds the request,
+yields it to a transport (:mod:`magray.llm._transport`: the direct httpx client for
+OpenAI-compatible servers, litellm for other providers, litellm's Router for several
+deployments), maps errors, retries and falls back, and returns the result; ``complete``
+and ``acomplete`` only drive it. litellm is imported only when a call needs it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
@@ -20,7 +28,18 @@ from magray.common.errors import LLMError
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
 from magray.llm._backend import key_names, litellm_module, map_error, missing_key
+from magray.llm._call import (
+    AsyncCompletionStream,
+    CompletionStream,
+    Opened,
+    Send,
+    Sleep,
+    Steps,
+    arun,
+    run,
+)
 from magray.llm._config import LOCAL_PREFIX, ModelConfig, RetryPolicy
+from magray.llm._direct import DirectTransport, estimate_tokens, model_info
 from magray.llm._routing import (
     DEFAULT_STRATEGY,
     CallLog,
@@ -29,9 +48,10 @@ from magray.llm._routing import (
     deployments_for,
     uses_router,
 )
-from magray.llm._stream import StreamAssembler, completion_from_response, delta_from_chunk
+from magray.llm._stream import StreamAssembler, completion_from_response
 from magray.llm._structured import ParseFailure, parse_reply, repair_messages, request_params
-from magray.llm._types import Completion, Message, StreamDelta, Usage, normalize_messages
+from magray.llm._transport import LiteLLMTransport, RoutedCall, Transport, via_litellm
+from magray.llm._types import Completion, Message, Usage, normalize_messages
 from magray.llm.errors import LLMNotConfiguredError, LLMUnavailableError, StructuredOutputError
 
 if TYPE_CHECKING:
@@ -46,92 +66,35 @@ M = TypeVar("M", bound=BaseModel)
 _log = get_logger("magray.llm")
 
 
-class CompletionStream:
-    """An iterator of :class:`StreamDelta`; ``completion`` holds the assembled result.
+@dataclass
+class _Answer:
+    """Who answered a call and how to account for it (shared by every transport).
 
-    Iterate it to the end (or use :meth:`collect`); afterwards ``completion``
-    has the full text, the tool calls with their arguments joined, and usage.
+    Attributes:
+        label: The model name in the completion and in metrics.
+        transport: The transport that answered (prices the call).
+        attempts: The call's attempt log (the answering attempt still to be logged when
+            ``plain``; the Router's host has logged it otherwise).
+        latency_ms: The answering attempt's latency.
+        plain: Whether magray's own loop made the attempts (not litellm's Router).
+        model: The model string to price.
     """
 
-    def __init__(
-        self, chunks: Iterator[Any], assembler: StreamAssembler, finish: Callable[[], Completion]
-    ) -> None:
-        self._chunks = chunks
-        self._assembler = assembler
-        self._finish = finish
-        self.completion: Completion | None = None
+    label: str
+    transport: Transport
+    attempts: list[dict[str, Any]]
+    latency_ms: float
+    plain: bool
+    model: str
 
-    def __iter__(self) -> Iterator[StreamDelta]:
-        return self
-
-    def __next__(self) -> StreamDelta:
-        try:
-            chunk = next(self._chunks)
-        except StopIteration:
-            if self.completion is None:
-                self.completion = self._finish()
-            raise
-        except Exception as exc:
-            raise map_error(exc, model=self._assembler.model) from exc
-        delta = delta_from_chunk(chunk)
-        self._assembler.add(delta)
-        return delta
-
-    def collect(self) -> Completion:
-        """Consume the rest of the stream and return the assembled completion."""
-        for _ in self:
-            pass
-        assert self.completion is not None
-        return self.completion
-
-
-class AsyncCompletionStream:
-    """The async twin of :class:`CompletionStream` (``async for delta in stream``)."""
-
-    def __init__(
-        self,
-        chunks: AsyncIterator[Any],
-        assembler: StreamAssembler,
-        finish: Callable[[], Completion],
-    ) -> None:
-        self._chunks = chunks
-        self._assembler = assembler
-        self._finish = finish
-        self.completion: Completion | None = None
-
-    def __aiter__(self) -> AsyncIterator[StreamDelta]:
-        return self
-
-    async def __anext__(self) -> StreamDelta:
-        try:
-            chunk = await self._chunks.__anext__()
-        except StopAsyncIteration:
-            if self.completion is None:
-                self.completion = self._finish()
-            raise
-        except Exception as exc:
-            raise map_error(exc, model=self._assembler.model) from exc
-        delta = delta_from_chunk(chunk)
-        self._assembler.add(delta)
-        return delta
-
-    async def collect(self) -> Completion:
-        """Consume the rest of the stream and return the assembled completion."""
-        async for _ in self:
-            pass
-        assert self.completion is not None
-        return self.completion
-
-
-class _Attempts:
-    """Bookkeeping of one logical call: every request, the model that answered."""
-
-    def __init__(self) -> None:
-        self.log: list[dict[str, Any]] = []
+    def price(self, response: Any, usage: Usage) -> float | None:
+        return self.transport.cost(
+            self.model, response, usage.prompt_tokens, usage.completion_tokens
+        )
 
 
 class LLMClient:
-    """Chat completions over litellm with retries, fallbacks, streaming and structured output.
+    """Chat completions with retries, fallbacks, streaming, tool calls and structured output.
 
     Args:
         model: The primary litellm model string (default: ``llm.model`` from settings).
@@ -149,8 +112,11 @@ class LLMClient:
     When the chain (``model`` + ``fallbacks``, each name expanded to its
     ``[[llm.deployments]]``) has more than one deployment, calls go through a
     ``litellm.Router``: load balancing, cooldowns, retries and fallbacks are its;
-    metrics per deployment, errors and backoff timing stay magray's. One plain
-    model is called directly.
+    metrics per deployment, errors and backoff timing stay magray's. Otherwise each
+    model of the chain is called in turn: OpenAI-compatible ones (``openai/...``,
+    ``local/...``, ``hosted_vllm/...`` with an ``api_base``) by the direct httpx
+    transport, without importing litellm; other providers, and every model when
+    ``llm.transport = "litellm"``, through litellm.
 
     Example::
 
@@ -200,6 +166,9 @@ class LLMClient:
         self._routers: dict[tuple[str, ...], RoutedModels | None] = {}
         # The Router's event-loop thread ends with the client even without close().
         weakref.finalize(self, _close_routers, self._routers)
+        self._litellm = LiteLLMTransport()
+        self._direct = DirectTransport()
+        weakref.finalize(self, self._direct.close)
 
     # ------------------------------------------------------------ configuration
 
@@ -344,39 +313,42 @@ class LLMClient:
         self._metrics.histogram("llm.latency_ms", model=model).observe(latency_ms)
         _log.info("llm.error", model=model, code=err.code, retriable=err.retriable)
 
-    def _cost(
-        self, response: Any, usage_prompt: int, usage_completion: int, model: str
-    ) -> float | None:
-        hidden = getattr(response, "_hidden_params", None) or {}
-        cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
-        if isinstance(cost, int | float):
-            return float(cost)
-        if model.startswith(LOCAL_PREFIX):
-            return 0.0
-        litellm = litellm_module()
-        try:
-            if response is not None:
-                return float(litellm.completion_cost(completion_response=response))
-            prompt_cost, completion_cost = litellm.cost_per_token(
-                model=model, prompt_tokens=usage_prompt, completion_tokens=usage_completion
-            )
-            return float(prompt_cost + completion_cost)
-        except Exception:  # price unknown (custom or local model)
-            return None
+    # ------------------------------------------------------------ the call, written once
 
-    # ------------------------------------------------------------ retry/fallback core
+    def _transport(self, cfg: ModelConfig, params: dict[str, Any]) -> Transport:
+        if via_litellm(cfg, self._settings, params):
+            return self._litellm
+        return self._direct
 
-    def _failed(self, err: LLMError, attempts: _Attempts, chain: list[ModelConfig]) -> LLMError:
-        err.details["attempts"] = attempts.log
-        if len(chain) > 1:
-            err.message = f"all {len(chain)} models failed; last: {err.message}"
+    def _kwargs(
+        self,
+        cfg: ModelConfig,
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        return _request_kwargs({**self._prepare(cfg), **params}, messages, tools, stream=stream)
+
+    def _failed(self, err: LLMError, attempts: list[dict[str, Any]], count: int) -> LLMError:
+        err.details["attempts"] = attempts
+        if count > 1:
+            err.message = f"all {count} models failed; last: {err.message}"
             err.args = (err.message,)
         return err
 
-    def _run(
-        self, model: str | None, request: Callable[[ModelConfig], T], attempts: _Attempts
-    ) -> tuple[T, ModelConfig]:
+    def _attempts(
+        self,
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        model: str | None,
+        params: dict[str, Any],
+        stream: bool,
+    ) -> Steps[tuple[Any, _Answer]]:
+        """Every model of the chain in turn, each retried with backoff while retriable."""
         chain = self._chain(model)
+        attempts: list[dict[str, Any]] = []
         last: LLMError | None = None
         for index, cfg in enumerate(chain):
             if index > 0:
@@ -386,192 +358,113 @@ class LLMClient:
                 start = self._clock()
                 try:
                     _require_key(cfg)
-                    return request(cfg), cfg
-                except Exception as exc:
-                    err = _mapped(exc, cfg)
-                    latency = (self._clock() - start) * 1000
-                    self._record_error(cfg.model, err, latency)
-                    attempts.log.append(
-                        {"model": cfg.model, "outcome": err.code, "message": err.message}
-                    )
-                    last = err
-                    if not err.retriable or retry >= self.retry.max_retries:
-                        break
-                    delay = self.retry.delay(retry, retry_after=_retry_after(exc))
-                    self._metrics.counter("llm.retries", model=cfg.model).inc()
-                    self._sleep(delay)
-        assert last is not None
-        raise self._failed(last, attempts, chain)
-
-    async def _arun(
-        self, model: str | None, request: Callable[[ModelConfig], Awaitable[T]], attempts: _Attempts
-    ) -> tuple[T, ModelConfig]:
-        chain = self._chain(model)
-        last: LLMError | None = None
-        for index, cfg in enumerate(chain):
-            if index > 0:
-                self._metrics.counter("llm.fallbacks", model=cfg.model).inc()
-            for retry in range(self.retry.max_retries + 1):
-                start = self._clock()
-                try:
-                    _require_key(cfg)
-                    return await request(cfg), cfg
+                    transport = self._transport(cfg, params)
+                    kwargs = self._kwargs(cfg, messages, tools, params, stream=stream)
+                    response = yield Send(transport, kwargs, stream)
                 except Exception as exc:
                     err = _mapped(exc, cfg)
                     self._record_error(cfg.model, err, (self._clock() - start) * 1000)
-                    attempts.log.append(
+                    attempts.append(
                         {"model": cfg.model, "outcome": err.code, "message": err.message}
                     )
                     last = err
                     if not err.retriable or retry >= self.retry.max_retries:
                         break
                     self._metrics.counter("llm.retries", model=cfg.model).inc()
-                    await self._asleep(self.retry.delay(retry, retry_after=_retry_after(exc)))
+                    yield Sleep(self.retry.delay(retry, retry_after=_retry_after(exc)))
+                    continue
+                latency = (self._clock() - start) * 1000
+                return response, _Answer(cfg.model, transport, attempts, latency, True, cfg.model)
         assert last is not None
-        raise self._failed(last, attempts, chain)
+        raise self._failed(last, attempts, len(chain))
 
-    # ------------------------------------------------------------ one request
+    def _routed_attempt(
+        self,
+        routing: tuple[RoutedModels, str, bool],
+        messages: list[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+        stream: bool,
+    ) -> Steps[tuple[Any, _Answer]]:
+        """One call through litellm's Router, which retries and falls back itself."""
+        routed, name, only = routing
+        routed.router()  # built outside the try: a set-up error is not a failed attempt
+        call = RoutedCall(routed, CallLog(sync=True), only=only)
+        kwargs = self._routed_kwargs(name, messages, tools, params, stream=stream)
+        try:
+            response = yield Send(call, kwargs, stream)
+        except Exception as exc:
+            raise self._routed_failure(exc, call.log, routed, name, only) from exc
+        dep = call.log.answered_by
+        assert dep is not None
+        answer = _Answer(
+            dep.label, call, call.log.attempts, call.log.answer_latency_ms, False, dep.config.model
+        )
+        return response, answer
 
-    def _one(
+    def _request(
         self,
         messages: list[dict[str, Any]],
         tools: Sequence[dict[str, Any]] | None,
         model: str | None,
         params: dict[str, Any],
-    ) -> Completion:
+        *,
+        stream: bool,
+    ) -> Steps[Any]:
+        """One logical request: a :class:`Completion`, or an :class:`Opened` stream."""
+        started = self._clock()
         routing = self._router_for(model)
         if routing is not None:
-            return self._routed_one(routing, messages, tools, params)
-        attempts = _Attempts()
-        started = self._clock()
-
-        def request(cfg: ModelConfig) -> Completion:
-            litellm = litellm_module()
-            t0 = self._clock()
-            kwargs = {**self._prepare(cfg), **params, "messages": messages}
-            if tools:
-                kwargs["tools"] = list(tools)
-            response = litellm.completion(**kwargs)
-            latency = (self._clock() - t0) * 1000
-            completion = completion_from_response(response, model=cfg.model)
-            completion.usage = _with_cost(completion, self._cost(response, 0, 0, cfg.model))
-            self._record_ok(cfg.model, completion, latency)
-            attempts.log.append(
-                {"model": cfg.model, "outcome": "ok", "latency_ms": round(latency, 3)}
+            attempt = self._routed_attempt(routing, messages, tools, params, stream)
+        else:
+            attempt = self._attempts(messages, tools, model, params, stream)
+        response, answer = yield from attempt
+        if stream:
+            assembler = StreamAssembler(model=answer.label)
+            finish = self._finisher(answer, assembler, messages, started)
+            return Opened(
+                response, assembler, finish, lambda exc: map_error(exc, model=answer.label)
             )
-            return completion
-
-        completion, _ = self._run(model, request, attempts)
+        completion = completion_from_response(response, model=answer.label)
+        completion.usage = _with_cost(completion, answer.price(response, completion.usage))
+        self._record_ok(answer.label, completion, answer.latency_ms)
+        if answer.plain:
+            answer.attempts.append(
+                {"model": answer.label, "outcome": "ok", "latency_ms": round(answer.latency_ms, 3)}
+            )
         completion.latency_ms = (self._clock() - started) * 1000
-        completion.attempts = attempts.log
+        completion.attempts = answer.attempts
         return completion
 
-    async def _aone(
+    def _finisher(
         self,
+        answer: _Answer,
+        assembler: StreamAssembler,
         messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        model: str | None,
-        params: dict[str, Any],
-    ) -> Completion:
-        routing = self._router_for(model)
-        if routing is not None:
-            return await self._routed_aone(routing, messages, tools, params)
-        attempts = _Attempts()
-        started = self._clock()
-
-        async def request(cfg: ModelConfig) -> Completion:
-            litellm = litellm_module()
-            t0 = self._clock()
-            kwargs = {**self._prepare(cfg), **params, "messages": messages}
-            if tools:
-                kwargs["tools"] = list(tools)
-            response = await litellm.acompletion(**kwargs)
-            latency = (self._clock() - t0) * 1000
-            completion = completion_from_response(response, model=cfg.model)
-            completion.usage = _with_cost(completion, self._cost(response, 0, 0, cfg.model))
-            self._record_ok(cfg.model, completion, latency)
-            attempts.log.append(
-                {"model": cfg.model, "outcome": "ok", "latency_ms": round(latency, 3)}
-            )
-            return completion
-
-        completion, _ = await self._arun(model, request, attempts)
-        completion.latency_ms = (self._clock() - started) * 1000
-        completion.attempts = attempts.log
-        return completion
-
-    def _stream_finisher(
-        self, cfg: ModelConfig, assembler: StreamAssembler, started: float, attempts: _Attempts
+        started: float,
     ) -> Callable[[], Completion]:
         def finish() -> Completion:
+            completion = assembler.completion()
             usage = assembler.usage
-            cost = None
-            if usage is not None:
-                cost = self._cost(None, usage.prompt_tokens, usage.completion_tokens, cfg.model)
-            completion = assembler.completion(cost_usd=cost)
-            completion.latency_ms = (self._clock() - started) * 1000
-            attempts.log.append(
-                {"model": cfg.model, "outcome": "ok", "latency_ms": round(completion.latency_ms, 3)}
+            if usage is None and answer.transport is self._direct:
+                usage = _estimated_usage(messages, completion)
+            usage = usage or Usage()
+            completion.usage = _with_cost(
+                Completion(text=None, usage=usage), answer.price(None, usage)
             )
-            completion.attempts = attempts.log
-            self._record_ok(cfg.model, completion, completion.latency_ms)
+            completion.latency_ms = (self._clock() - started) * 1000
+            latency = round(completion.latency_ms, 3)
+            if answer.plain:
+                answer.attempts.append(
+                    {"model": answer.label, "outcome": "ok", "latency_ms": latency}
+                )
+            else:
+                answer.attempts[-1]["latency_ms"] = latency
+            completion.attempts = answer.attempts
+            self._record_ok(answer.label, completion, completion.latency_ms)
             return completion
 
         return finish
-
-    def _stream(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        model: str | None,
-        params: dict[str, Any],
-    ) -> CompletionStream:
-        routing = self._router_for(model)
-        if routing is not None:
-            return self._routed_stream(routing, messages, tools, params)
-        attempts = _Attempts()
-        started = self._clock()
-
-        def request(cfg: ModelConfig) -> Any:
-            litellm = litellm_module()
-            kwargs = {**self._prepare(cfg), **params, "messages": messages, "stream": True}
-            kwargs.setdefault("stream_options", {"include_usage": True})
-            if tools:
-                kwargs["tools"] = list(tools)
-            return litellm.completion(**kwargs)
-
-        chunks, cfg = self._run(model, request, attempts)
-        assembler = StreamAssembler(model=cfg.model)
-        return CompletionStream(
-            iter(chunks), assembler, self._stream_finisher(cfg, assembler, started, attempts)
-        )
-
-    async def _astream(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        model: str | None,
-        params: dict[str, Any],
-    ) -> AsyncCompletionStream:
-        routing = self._router_for(model)
-        if routing is not None:
-            return await self._routed_astream(routing, messages, tools, params)
-        attempts = _Attempts()
-        started = self._clock()
-
-        async def request(cfg: ModelConfig) -> Any:
-            litellm = litellm_module()
-            kwargs = {**self._prepare(cfg), **params, "messages": messages, "stream": True}
-            kwargs.setdefault("stream_options", {"include_usage": True})
-            if tools:
-                kwargs["tools"] = list(tools)
-            return await litellm.acompletion(**kwargs)
-
-        chunks, cfg = await self._arun(model, request, attempts)
-        assembler = StreamAssembler(model=cfg.model)
-        return AsyncCompletionStream(
-            chunks.__aiter__(), assembler, self._stream_finisher(cfg, assembler, started, attempts)
-        )
 
     # ------------------------------------------------------------ through litellm's Router
 
@@ -584,13 +477,7 @@ class LLMClient:
         *,
         stream: bool,
     ) -> dict[str, Any]:
-        kwargs = {**params, "model": name, "messages": messages}
-        if tools:
-            kwargs["tools"] = list(tools)
-        if stream:
-            kwargs["stream"] = True
-            kwargs.setdefault("stream_options", {"include_usage": True})
-        return kwargs
+        return _request_kwargs({**params, "model": name}, messages, tools, stream=stream)
 
     def _routed_failure(
         self, exc: BaseException, log: CallLog, routed: RoutedModels, name: str, only: bool
@@ -622,119 +509,6 @@ class LLMClient:
             err.args = (err.message,)
         return err
 
-    def _price(self, dep: Deployment, response: Any, usage: Usage) -> float | None:
-        configured = dep.cost(usage.prompt_tokens, usage.completion_tokens)
-        if configured is not None:
-            return configured
-        return self._cost(response, usage.prompt_tokens, usage.completion_tokens, dep.config.model)
-
-    def _routed_completion(self, response: Any, log: CallLog, started: float) -> Completion:
-        dep = log.answered_by
-        assert dep is not None
-        completion = completion_from_response(response, model=dep.label)
-        completion.usage = _with_cost(completion, self._price(dep, response, completion.usage))
-        self._record_ok(dep.label, completion, log.answer_latency_ms)
-        completion.latency_ms = (self._clock() - started) * 1000
-        completion.attempts = log.attempts
-        return completion
-
-    def _routed_one(
-        self,
-        routing: tuple[RoutedModels, str, bool],
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-    ) -> Completion:
-        routed, name, only = routing
-        routed.router()  # built outside the try: a set-up error is not a failed attempt
-        log = CallLog(sync=True)
-        started = self._clock()
-        kwargs = self._routed_kwargs(name, messages, tools, params, stream=False)
-        try:
-            response = routed.completion(kwargs, log, only=only)
-        except Exception as exc:
-            raise self._routed_failure(exc, log, routed, name, only) from exc
-        return self._routed_completion(response, log, started)
-
-    async def _routed_aone(
-        self,
-        routing: tuple[RoutedModels, str, bool],
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-    ) -> Completion:
-        routed, name, only = routing
-        routed.router()  # built outside the try: a set-up error is not a failed attempt
-        log = CallLog(sync=False)
-        started = self._clock()
-        kwargs = self._routed_kwargs(name, messages, tools, params, stream=False)
-        try:
-            response = await routed.acompletion(kwargs, log, only=only)
-        except Exception as exc:
-            raise self._routed_failure(exc, log, routed, name, only) from exc
-        return self._routed_completion(response, log, started)
-
-    def _routed_finisher(
-        self, log: CallLog, assembler: StreamAssembler, started: float
-    ) -> Callable[[], Completion]:
-        dep = log.answered_by
-        assert dep is not None
-
-        def finish() -> Completion:
-            usage = assembler.usage or Usage()
-            completion = assembler.completion(cost_usd=self._price(dep, None, usage))
-            completion.latency_ms = (self._clock() - started) * 1000
-            log.attempts[-1]["latency_ms"] = round(completion.latency_ms, 3)
-            completion.attempts = log.attempts
-            self._record_ok(dep.label, completion, completion.latency_ms)
-            return completion
-
-        return finish
-
-    def _routed_stream(
-        self,
-        routing: tuple[RoutedModels, str, bool],
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-    ) -> CompletionStream:
-        routed, name, only = routing
-        routed.router()  # built outside the try: a set-up error is not a failed attempt
-        log = CallLog(sync=True)
-        started = self._clock()
-        kwargs = self._routed_kwargs(name, messages, tools, params, stream=True)
-        try:
-            chunks = routed.completion(kwargs, log, only=only)
-        except Exception as exc:
-            raise self._routed_failure(exc, log, routed, name, only) from exc
-        assert log.answered_by is not None
-        assembler = StreamAssembler(model=log.answered_by.label)
-        return CompletionStream(
-            routed.iterate(chunks), assembler, self._routed_finisher(log, assembler, started)
-        )
-
-    async def _routed_astream(
-        self,
-        routing: tuple[RoutedModels, str, bool],
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-    ) -> AsyncCompletionStream:
-        routed, name, only = routing
-        routed.router()  # built outside the try: a set-up error is not a failed attempt
-        log = CallLog(sync=False)
-        started = self._clock()
-        kwargs = self._routed_kwargs(name, messages, tools, params, stream=True)
-        try:
-            chunks = await routed.acompletion(kwargs, log, only=only)
-        except Exception as exc:
-            raise self._routed_failure(exc, log, routed, name, only) from exc
-        assert log.answered_by is not None
-        assembler = StreamAssembler(model=log.answered_by.label)
-        return AsyncCompletionStream(
-            chunks.__aiter__(), assembler, self._routed_finisher(log, assembler, started)
-        )
-
     # ------------------------------------------------------------ structured output
 
     def structured_mode(self, model: str) -> str:
@@ -760,6 +534,11 @@ class LLMClient:
             return cfg.structured_mode
         if cfg.is_local:
             return "json_schema"  # llama.cpp's server enforces response_format schemas
+        if not via_litellm(cfg, self._settings, {}):  # litellm's model list, not litellm
+            info = model_info(cfg.model)
+            if info.get("supports_response_schema"):
+                return "json_schema"
+            return "tool" if info.get("supports_function_calling") else "prompt"
         litellm = litellm_module()
         try:
             if litellm.supports_response_schema(model=cfg.model):
@@ -800,7 +579,7 @@ class LLMClient:
         response_model: type[M],
         model: str | None,
         params: dict[str, Any],
-    ) -> Completion:
+    ) -> Steps[Completion]:
         mode, asked, extra = self._structured_setup(messages, response_model, model)
         settings_retries = self._settings.structured_retries if self._settings is not None else 2
         errors: list[str] = []
@@ -808,7 +587,9 @@ class LLMClient:
         total = None
         raw = ""
         for _ in range(settings_retries + 1):
-            completion = self._one(conversation, None, model, {**extra, **params})
+            completion: Completion = yield from self._request(
+                conversation, None, model, {**extra, **params}, stream=False
+            )
             total = completion.usage if total is None else total + completion.usage
             try:
                 completion.parsed = parse_reply(completion, response_model, mode)
@@ -822,33 +603,26 @@ class LLMClient:
             return completion
         raise self._structured_error(response_model, raw, errors)
 
-    async def _astructured(
+    def _steps(
         self,
-        messages: list[dict[str, Any]],
-        response_model: type[M],
+        messages: str | Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None,
+        response_model: type[BaseModel] | None,
+        *,
+        stream: bool,
         model: str | None,
-        params: dict[str, Any],
-    ) -> Completion:
-        mode, asked, extra = self._structured_setup(messages, response_model, model)
-        settings_retries = self._settings.structured_retries if self._settings is not None else 2
-        errors: list[str] = []
-        conversation = list(asked)
-        total = None
-        raw = ""
-        for _ in range(settings_retries + 1):
-            completion = await self._aone(conversation, None, model, {**extra, **params})
-            total = completion.usage if total is None else total + completion.usage
-            try:
-                completion.parsed = parse_reply(completion, response_model, mode)
-            except ParseFailure as failure:
-                errors.append(str(failure))
-                self._metrics.counter("llm.structured.repairs", model=completion.model).inc()
-                conversation = [*conversation, *repair_messages(failure.raw, str(failure))]
-                raw = failure.raw
-                continue
-            completion.usage = total
-            return completion
-        raise self._structured_error(response_model, raw, errors)
+        **params: Any,
+    ) -> Steps[Any]:
+        msgs = normalize_messages(messages)
+        if response_model is not None:
+            from magray.common.errors import InvalidInputError
+
+            if stream:
+                raise InvalidInputError("structured output cannot be streamed")
+            if tools:
+                raise InvalidInputError("pass either tools or response_model, not both")
+            return self._structured(msgs, response_model, model, params)
+        return self._request(msgs, tools, model, params, stream=stream)
 
     # ------------------------------------------------------------ public API
 
@@ -904,20 +678,9 @@ class LLMClient:
                 attempt on every model failed.
             StructuredOutputError: No valid structured reply after the repairs.
         """
-        msgs = normalize_messages(messages)
-        if response_model is not None:
-            if stream:
-                from magray.common.errors import InvalidInputError
-
-                raise InvalidInputError("structured output cannot be streamed")
-            if tools:
-                from magray.common.errors import InvalidInputError
-
-                raise InvalidInputError("pass either tools or response_model, not both")
-            return self._structured(msgs, response_model, model, params)
-        if stream:
-            return self._stream(msgs, tools, model, params)
-        return self._one(msgs, tools, model, params)
+        steps = self._steps(messages, tools, response_model, stream=stream, model=model, **params)
+        result = run(steps, self._sleep)
+        return CompletionStream(result) if stream else result
 
     @overload
     async def acomplete(
@@ -954,16 +717,9 @@ class LLMClient:
         **params: Any,
     ) -> Completion | AsyncCompletionStream:
         """The async variant of :meth:`complete` (same arguments and errors)."""
-        msgs = normalize_messages(messages)
-        if response_model is not None:
-            if stream or tools:
-                from magray.common.errors import InvalidInputError
-
-                raise InvalidInputError("structured output takes neither stream nor tools")
-            return await self._astructured(msgs, response_model, model, params)
-        if stream:
-            return await self._astream(msgs, tools, model, params)
-        return await self._aone(msgs, tools, model, params)
+        steps = self._steps(messages, tools, response_model, stream=stream, model=model, **params)
+        result = await arun(steps, self._asleep)
+        return AsyncCompletionStream(result) if stream else result
 
     def structured(
         self,
@@ -979,8 +735,10 @@ class LLMClient:
         return parsed
 
     def close(self) -> None:
-        """Stop local servers this client started and the Router's event-loop thread."""
+        """Stop local servers this client started, the Router's event-loop thread, and
+        close the direct transport's kept-alive connections."""
         _close_routers(self._routers)
+        self._direct.close()
         if self._local is not None:
             self._local.stop_all()
 
@@ -1026,6 +784,30 @@ def _llm_section(settings: LLMSettings | Settings | None) -> LLMSettings | None:
     if isinstance(settings, Settings):
         return settings.llm
     return settings
+
+
+def _request_kwargs(
+    base: dict[str, Any],
+    messages: list[dict[str, Any]],
+    tools: Sequence[dict[str, Any]] | None,
+    *,
+    stream: bool,
+) -> dict[str, Any]:
+    kwargs = {**base, "messages": messages}
+    if tools:
+        kwargs["tools"] = list(tools)
+    if stream:
+        kwargs["stream"] = True
+        kwargs.setdefault("stream_options", {"include_usage": True})
+    return kwargs
+
+
+def _estimated_usage(messages: list[dict[str, Any]], completion: Completion) -> Usage:
+    """Tokens of a stream whose server reported none (about four characters a token)."""
+    prompt = estimate_tokens(json.dumps([m.get("content") for m in messages], default=str))
+    answer = (completion.text or "") + "".join(c.raw_arguments for c in completion.tool_calls)
+    output = estimate_tokens(answer)
+    return Usage(prompt, output, prompt + output)
 
 
 def _with_cost(completion: Completion, cost: float | None) -> Usage:

@@ -1,4 +1,5 @@
-"""``[llm]`` section: language-model providers (through litellm)."""
+"""``[llm]`` section: language-model providers (OpenAI-compatible servers directly, others
+through litellm)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ __all__ = [
     "LLMSettings",
     "RoutingStrategy",
     "StructuredMode",
+    "Transport",
 ]
 
 StructuredMode = Literal["auto", "json_schema", "tool", "prompt"]
+Transport = Literal["auto", "litellm"]
 RoutingStrategy = Literal[
     "simple-shuffle",
     "latency-based-routing",
@@ -40,6 +43,9 @@ class LLMModelSettings(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     structured_mode: StructuredMode | None = Field(
         default=None, description="How structured output is requested from this model."
+    )
+    transport: Transport | None = Field(
+        default=None, description="'litellm' sends this model's calls through litellm."
     )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Extra litellm parameters passed on every call."
@@ -137,6 +143,12 @@ class LLMSettings(BaseModel):
     )
     models: dict[str, LLMModelSettings] = Field(
         default_factory=dict, description="Per-model overrides keyed by model string."
+    )
+    transport: Transport = Field(
+        default="auto",
+        description="'auto': OpenAI-compatible models (openai/..., local/..., hosted_vllm/... "
+        "with an api_base) are called directly over HTTP, other providers through litellm; "
+        "'litellm': every call goes through litellm.",
     )
     # Several models: litellm's Router (load balancing, cooldowns, retries, fallbacks).
     deployments: list[LLMDeploymentSettings] = Field(
