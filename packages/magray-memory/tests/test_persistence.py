@@ -13,6 +13,7 @@ import pytest
 from magray.common.health import HealthRegistry, Status
 from magray.common.settings import MemorySettings, Settings
 from magray.memory import MemoryStore
+from magray.memory.errors import DatabaseRegressedError
 from memtestkit import Clock, HashingEmbedder, unit_vectors
 
 DIM = 16
@@ -85,8 +86,9 @@ def test_stale_index_catches_up_from_change_log(store_dir: Path, clock: Clock) -
         assert ids[0] not in {h.id for h in store.search(first, k=20)}
 
 
-def test_index_ahead_of_store_is_rebuilt(store_dir: Path, clock: Clock) -> None:
-    """An index from a later state (e.g. restored DB backup) must not be trusted."""
+def test_index_ahead_of_store_is_refused_then_recovered(store_dir: Path, clock: Clock) -> None:
+    """An index from a later state (e.g. an older memory.db put back) is never trusted, and
+    the database's regression is not silent: opening refuses, recover=True rebuilds."""
     _fill(store_dir, clock=clock)
     db_copy = store_dir.parent / "db-copy"
     db_copy.mkdir()
@@ -96,10 +98,19 @@ def test_index_ahead_of_store_is_rebuilt(store_dir: Path, clock: Clock) -> None:
     shutil.copy(store_dir / "index" / "manifest.json", db_copy / "index" / "manifest.json")
     for f in (store_dir / "index").glob("*.*"):
         shutil.copy(f, db_copy / "index" / f.name)
-    with MemoryStore.open(db_copy, None, clock=clock) as store:
-        assert store.stats()["index_status"]["index"] == "rebuilt"
+    with pytest.raises(DatabaseRegressedError, match="lost changes") as info:
+        MemoryStore.open(db_copy, None, clock=clock)
+    assert info.value.code == "memory.db_regressed"
+    assert "--repair" in (info.value.hint or "")
+    with MemoryStore.open(db_copy, None, clock=clock, recover=True) as store:
+        status = store.stats()["index_status"]
+        assert status["index"] == "rebuilt"
+        assert status["recovered"]["lost_records"] == 10
         assert store.count() == 120
         assert store.consistency()["interact"]["ok"]
+        assert store.check()["ok"]
+    with MemoryStore.open(db_copy, None, clock=clock) as store:  # recovered for good
+        assert store.stats()["index_status"]["index"] == "loaded"
 
 
 def test_other_process_writes_are_seen(store_dir: Path, clock: Clock) -> None:
@@ -231,4 +242,8 @@ def test_health_checks(store_dir: Path, clock: Clock) -> None:
     report = registry.run(["memory.store"])
     assert report.status is Status.DEGRADED
     assert "rebuilt" in report.checks[0].message
-    assert registry.run(["memory.store"]).status is Status.OK  # rebuilt index was saved
+    # the rebuilt index was saved, but damage stays a health entry for a week
+    report = registry.run(["memory.store"])
+    assert report.status is Status.DEGRADED
+    assert "1 damage event(s)" in report.checks[0].message
+    assert "unreadable index manifest" in report.checks[0].message

@@ -16,10 +16,16 @@ the only place that turns them into exit codes and one-line messages.
     ├── PermissionDeniedError       "permission"        sandbox or file-system refusal
     ├── OperationTimeoutError       "timeout"           an operation ran past its deadline
     ├── StorageError                "storage"           database/index I/O or corruption
+    │   ├── StorageFullError        "storage.full"      no space left, or a file size limit
+    │   ├── ReadOnlyStorageError    "storage.read_only" a read-only file, directory or mount
+    │   └── StoragePermissionError  "storage.permission" the OS refused access to a path
     ├── ModelError                  "model"             embedding/rerank model problems
     ├── LLMError                    "llm"               language-model provider problems
     ├── ToolError                   "tool"              a tool failed while running
     └── DependencyMissingError      "dependency_missing" an optional extra is not installed
+
+:func:`storage_error` turns an ``OSError`` or ``sqlite3.Error`` into the matching
+storage error, so no raw I/O exception reaches a library's caller.
 
 The names avoid shadowing builtins (``PermissionError``, ``TimeoutError``) and
 pydantic's ``ValidationError``.
@@ -27,6 +33,8 @@ pydantic's ``ValidationError``.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any, ClassVar
 
 __all__ = [
@@ -40,8 +48,12 @@ __all__ = [
     "NotFoundError",
     "OperationTimeoutError",
     "PermissionDeniedError",
+    "ReadOnlyStorageError",
     "StorageError",
+    "StorageFullError",
+    "StoragePermissionError",
     "ToolError",
+    "storage_error",
 ]
 
 
@@ -134,6 +146,153 @@ class StorageError(MagrayError):
     """Reading or writing persistent state failed, or stored data is corrupt."""
 
     code = "storage"
+
+
+class StorageFullError(StorageError):
+    """A write failed for lack of space: a full disk or quota, or a file size limit."""
+
+    code = "storage.full"
+
+
+class ReadOnlyStorageError(StorageError):
+    """A write was refused because the file, its directory or the mount is read-only."""
+
+    code = "storage.read_only"
+
+
+class StoragePermissionError(StorageError, PermissionDeniedError):
+    """The operating system refused access to a path (``details["path"]`` names it)."""
+
+    code = "storage.permission"
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM}
+
+
+def _size_limit() -> int | None:
+    """This process's file size limit (``RLIMIT_FSIZE``) in bytes, or None when unlimited."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _out_of_space(path: str | None) -> bool:
+    """Whether the file system holding ``path`` has (almost) no space left for us."""
+    probe = path
+    while probe:
+        try:
+            st = os.statvfs(probe)
+        except (OSError, AttributeError):
+            probe = os.path.dirname(probe) if os.path.dirname(probe) != probe else None
+            continue
+        return st.f_bavail * st.f_frsize < 1024 * 1024 or st.f_favail == 0
+    return False
+
+
+def _full(where: str, path: str | None, cause: str) -> StorageFullError:
+    limit = _size_limit()
+    if limit is not None and not _out_of_space(path):
+        return StorageFullError(
+            f"{where}: the file size limit of this process ({limit} bytes, RLIMIT_FSIZE) "
+            f"was reached ({cause})",
+            hint="raise the limit (`ulimit -f`) or keep the store smaller; nothing of the "
+            "failed write was stored",
+            details={"path": path, "limit_bytes": limit},
+        )
+    return StorageFullError(
+        f"{where}: no space left on the device ({cause})",
+        hint="free disk space (or raise the quota), then retry; nothing of the failed write "
+        "was stored",
+        details={"path": path},
+        retriable=True,
+    )
+
+
+def _read_only(where: str, path: str | None, cause: str) -> ReadOnlyStorageError:
+    return ReadOnlyStorageError(
+        f"{where}: the storage is read-only ({cause})",
+        hint=f"make {path or 'the directory'} writable for this user (uid {_uid()}) or "
+        "remount the file system read-write; reading still works",
+        details={"path": path},
+    )
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "?"
+
+
+def storage_error(
+    exc: BaseException, *, path: str | os.PathLike[str] | None = None, where: str = "storage"
+) -> StorageError | None:
+    """The :class:`StorageError` for an ``OSError`` or ``sqlite3.Error``, or ``None``.
+
+    ``None`` means the failure is none of the kinds told apart here (full, read-only,
+    permission denied, busy), e.g. a corrupt database: the caller decides. ``path`` names
+    the file or directory involved when the exception does not (``OSError.filename`` wins).
+
+    Args:
+        exc: The exception caught.
+        path: The file or directory the operation used.
+        where: What was being done, e.g. ``"memory store /x: add"``; starts the message.
+    """
+    import sqlite3
+
+    shown = os.fspath(path) if path is not None else None
+    if isinstance(exc, OSError):
+        if exc.filename is not None:
+            shown = os.fsdecode(exc.filename)
+        cause = exc.strerror or str(exc)
+        if exc.errno in _FULL_ERRNOS:
+            return _full(where, shown, cause)
+        if exc.errno == errno.EROFS:
+            return _read_only(where, shown, cause)
+        if exc.errno in _PERMISSION_ERRNOS:
+            return StoragePermissionError(
+                f"{where}: permission denied on {shown}",
+                hint=f"give this user (uid {_uid()}) access to {shown}, or use another path",
+                details={"path": shown},
+            )
+        return StorageError(
+            f"{where}: I/O error on {shown}: {cause}",
+            hint="check the disk and the path; the operation did not complete",
+            details={"path": shown, "errno": exc.errno},
+        )
+    if isinstance(exc, sqlite3.Error):
+        name = str(getattr(exc, "sqlite_errorname", "") or "")
+        cause = f"{exc} [{name}]" if name else str(exc)
+        # A write refused for a file size limit (EFBIG) reaches SQLite as SQLITE_IOERR_WRITE.
+        write_failed = name.startswith("SQLITE_IOERR") and "WRITE" in name
+        if name == "SQLITE_FULL" or (
+            write_failed and (_out_of_space(shown) or _size_limit() is not None)
+        ):
+            return _full(where, shown, cause)
+        if name.startswith("SQLITE_READONLY"):
+            return _read_only(where, shown, cause)
+        if name in ("SQLITE_PERM", "SQLITE_AUTH") or name.startswith("SQLITE_CANTOPEN"):
+            return StoragePermissionError(
+                f"{where}: cannot open {shown} ({cause})",
+                hint=f"check that {shown} and its directory exist and that this user "
+                f"(uid {_uid()}) may read and write them",
+                details={"path": shown},
+            )
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return StorageError(
+                f"{where}: the database is busy ({cause})",
+                hint="another process holds a long write transaction; try again",
+                retriable=True,
+                details={"path": shown},
+            )
+        if name.startswith("SQLITE_IOERR"):
+            return StorageError(
+                f"{where}: disk I/O error on {shown} ({cause})",
+                hint="check the disk (dmesg, SMART) and free space; the operation did not complete",
+                details={"path": shown},
+            )
+    return None
 
 
 class ModelError(MagrayError):

@@ -415,12 +415,22 @@ class SavedColumns:
         path: The ``.cols.npz`` file.
         labels: The labels of the loaded index's positions; the file is used only when its
             positions hold the same labels (a checksum of them is saved with it).
+        digest: The file's xxh3 digest from the index manifest (checked first).
 
     Raises:
         ValueError: The file is unreadable or belongs to other positions.
     """
 
-    def __init__(self, path: Path, labels: np.ndarray) -> None:
+    def __init__(self, path: Path, labels: np.ndarray, digest: str | None = None) -> None:
+        if digest is not None:
+            from magray.memory._index import file_digest
+
+            try:
+                actual = file_digest(path)
+            except OSError as exc:
+                raise ValueError(f"unreadable: {exc}") from exc
+            if actual != digest:
+                raise ValueError(f"failed its checksum (xxh3 {actual}, saved {digest})")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
@@ -474,13 +484,17 @@ def columns_fit(path: Path, labels: np.ndarray) -> bool:
     return n <= len(labels) and crc == _crc(labels[:n])
 
 
-def save_columns(path: Path, labels: np.ndarray, snapshot: Mapping[str, np.ndarray]) -> None:
-    """Write a :meth:`LayerMeta.snapshot` for the positions holding ``labels`` (atomically)."""
+def save_columns(path: Path, labels: np.ndarray, snapshot: Mapping[str, np.ndarray]) -> str:
+    """Write a :meth:`LayerMeta.snapshot` for the positions holding ``labels`` (atomically);
+    returns the file's xxh3 digest (the index manifest lists it)."""
     from magray.common.fs import atomic_writer
+    from magray.memory._index import HashingWriter
 
     with atomic_writer(path) as handle:
+        out = HashingWriter(handle)
         arrays = {"n": np.int64(len(labels)), "labels_crc": np.int64(_crc(labels)), **snapshot}
-        np.savez(handle, **arrays)  # type: ignore[arg-type]
+        np.savez(out, **arrays)  # type: ignore[arg-type]
+    return out.hexdigest()
 
 
 def _crc(labels: np.ndarray) -> int:

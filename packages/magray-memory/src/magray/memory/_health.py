@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from magray.common.health import HealthRegistry, HealthResult
 
 __all__ = ["register"]
+
+DAMAGE_WINDOW = 7 * 86400.0
+"""Damage events younger than this (seconds) make ``memory.store`` degraded."""
 
 
 def _store_path(settings: Any) -> Path:
@@ -53,8 +58,10 @@ def _store(settings: Any) -> HealthResult:
             status = store.stats()["index_status"]
             check = store.consistency()
             pinned = store.pinned
+            backend: Any = store.backend
+            damage = backend.damage_events(time.time() - DAMAGE_WINDOW)
     except MagrayError as exc:
-        return HealthResult.failed(exc.message, path=str(path), hint=exc.hint)
+        return HealthResult.failed(exc.message, path=str(path), hint=exc.hint, code=exc.code)
     bad = [layer for layer, c in check.items() if not c["ok"]]
     details = {"path": str(path), "model_id": pinned[0], "dim": pinned[1], "layers": check}
     if bad:
@@ -62,6 +69,17 @@ def _store(settings: Any) -> HealthResult:
     if status.get("index") == "rebuilt":
         return HealthResult.degraded(
             f"index was rebuilt from SQLite on open ({status.get('reason')})", **details
+        )
+    if damage:
+        last = damage[0]
+        when = datetime.fromtimestamp(last["at"], tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        what = last["details"].get("reason", last["event"])
+        return HealthResult.degraded(
+            f"{len(damage)} damage event(s) in the last 7 days; last at {when}: {what} "
+            "(repaired from SQLite)",
+            hint="`magray memory check` verifies the store; check the disk if this recurs",
+            damage_events=damage,
+            **details,
         )
     return HealthResult.ok("index consistent with SQLite", **details)
 

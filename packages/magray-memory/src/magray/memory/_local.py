@@ -17,10 +17,12 @@ Consistency model:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,9 @@ from types import EllipsisType
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
+from magray.common.errors import InvalidInputError, ReadOnlyStorageError, StorageError
 from magray.common.log import get_logger
 from magray.memory._access import AccessLog, fold
 from magray.memory._cache import HitRow, HitRowCache
@@ -45,10 +49,23 @@ from magray.memory._columns import (
     saved_keys,
 )
 from magray.memory._filters import ACCESS_FIELDS, compile_where
-from magray.memory._index import FLAT, HNSW, HNSWParams, IndexFiles, IndexLoadError, LayerIndex
+from magray.memory._index import (
+    FLAT,
+    HNSW,
+    HNSWParams,
+    IndexFiles,
+    IndexLoadError,
+    LayerIndex,
+    Manifest,
+)
 from magray.memory._sqlite import RecordDB, loads_metadata, record_columns, row_to_record
 from magray.memory._types import Hit, Layer, Record
-from magray.memory.errors import DuplicateIdError, RecordNotFoundError
+from magray.memory.errors import (
+    DatabaseMissingError,
+    DatabaseRegressedError,
+    DuplicateIdError,
+    RecordNotFoundError,
+)
 
 __all__ = ["BackendConfig", "LocalBackend", "NewRecord"]
 
@@ -212,17 +229,28 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, path: Path, *, config: BackendConfig | None = None) -> None:
-        from filelock import FileLock
-
+    def __init__(
+        self, path: Path, *, config: BackendConfig | None = None, recover: bool = False
+    ) -> None:
         from magray.common import paths
 
         self.path = path
         self.config = config or BackendConfig()
-        paths.ensure_dir(path)
-        self.db = RecordDB(path / "memory.db", busy_timeout=self.config.busy_timeout)
         self.files = IndexFiles(path / "index")
-        self.file_lock = FileLock(str(path / "index.lock"), timeout=self.config.busy_timeout)
+        db_path = path / "memory.db"
+        db_there = db_path.is_file() and db_path.stat().st_size > 0
+        if not db_there and not recover and self._index_saw_records():
+            raise self._lost_database(None)
+        if not path.is_dir():
+            paths.ensure_dir(path)
+        self.db = RecordDB(db_path, busy_timeout=self.config.busy_timeout)
+        self.read_only = self.db.read_only
+        self.file_lock: Any = (
+            contextlib.nullcontext()  # nothing can be written here: nothing to serialise
+            if self.read_only
+            else FileLock(str(path / "index.lock"), timeout=self.config.busy_timeout)
+        )
+        self.recovered: dict[str, Any] | None = None
         self._mutex = threading.RLock()
         self.layers: dict[str, LayerIndex] = {}
         # Filter columns aligned with each layer's index positions (None = load on first use).
@@ -247,10 +275,122 @@ class LocalBackend:
         # to hold the swap while they write).
         self.compaction_hook: Callable[[str], None] | None = None
         self._closed = False
-        if self.pinned() is not None:
-            self._open_index()
+        try:
+            self._check_database(recover=recover)
+            if self.pinned() is not None:
+                self._open_index()
+            else:
+                self.applied = self.db.last_seq()
+        except BaseException:
+            self.db.close()
+            raise
+
+    # ------------------------------------------------------------ the database is the truth
+    def _db_tip(self) -> dict[str, Any] | None:
+        """The newest history event (seq, record id, time): saved with the index, so a later
+        open can tell a database that lost it (or replaced it with another)."""
+        row = self.db.conn.execute(
+            "SELECT seq, record_id, at FROM history ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else {"seq": row[0], "id": row[1], "at": row[2]}
+
+    def _lost_database(self, manifest: Manifest | None, why: str | None = None) -> Exception:
+        db_path = self.path / "memory.db"
+        if why is None:
+            return DatabaseMissingError(
+                f"memory store {self.path}: memory.db is missing or empty, but its index files "
+                "exist; the database is the source of truth, so opening it as a new store "
+                "would silently lose every record",
+                hint=f"put memory.db back from a backup, or run `magray memory check --repair "
+                f"--store {self.path}` (MemoryStore.open(..., recover=True)) to start over "
+                "from an empty database and report what was lost",
+                details={"path": str(db_path)},
+            )
+        return DatabaseRegressedError(
+            f"memory store {self.path}: memory.db lost changes its saved index had seen ({why})",
+            hint=f"restore memory.db (with its -wal file) from a backup, or run `magray memory "
+            f"check --repair --store {self.path}` (MemoryStore.open(..., recover=True)) to "
+            "rebuild the index from what the database holds and report what was lost",
+            details={
+                "path": str(db_path),
+                "index_watermark": None if manifest is None else manifest.watermark,
+                "db_last_change": self.db.last_seq(),
+            },
+        )
+
+    def _index_saw_records(self) -> bool:
+        """Whether a saved index exists that has seen at least one change."""
+        try:
+            return self.files.read_manifest().watermark > 0
+        except IndexLoadError:
+            return False
+
+    def _check_database(self, *, recover: bool) -> None:
+        """Refuse a database that is empty or behind the saved index (unless ``recover``)."""
+        try:
+            manifest = self.files.read_manifest()
+        except IndexLoadError:
+            return  # no readable manifest: nothing to compare the database with
+        if manifest.watermark == 0:
+            return  # the index never saw a record: nothing can have been lost
+        last = self.db.last_seq()
+        why: str | None = "empty"
+        if self.pinned() is None or (last == 0 and self.counts_total() == 0):
+            why = None  # missing or emptied
+        elif last < manifest.watermark:
+            why = f"its change log ends at {last}, the index had seen {manifest.watermark}"
         else:
-            self.applied = self.db.last_seq()
+            tip = manifest.db_tip or {}
+            row = (
+                self.db.conn.execute(
+                    "SELECT record_id, at FROM history WHERE seq = ?", (tip["seq"],)
+                ).fetchone()
+                if tip.get("seq")
+                else None
+            )
+            if tip.get("seq") and (row is None or (row[0], row[1]) != (tip["id"], tip["at"])):
+                why = f"history event {tip['seq']} the index had seen is gone or different"
+            else:
+                return
+        if not recover:
+            raise self._lost_database(manifest, why)
+        self._recover(manifest, why or "memory.db was missing or empty")
+
+    def _recover(self, manifest: Manifest, why: str) -> None:
+        """Start from what the database holds: pin it like the index (if it lost even that),
+        count what the saved index knew and the database does not, rebuild, save, log."""
+        if self.read_only:
+            raise ReadOnlyStorageError(
+                f"memory store {self.path} is read-only, so it cannot be recovered in place",
+                hint="copy the directory somewhere writable and recover the copy",
+            )
+        if self.pinned() is None:
+            self.pin(manifest.model_id, manifest.dim)
+        known: set[int] = set()
+        for info in manifest.layers.values():
+            try:
+                with np.load(self.files.dir / info["state"]) as state:
+                    known.update(state["labels"][state["alive"]].tolist())
+            except Exception:  # an unreadable state file: its labels stay unknown
+                continue
+        present = set(self._labels("SELECT label FROM records", []).tolist())
+        report = {
+            "reason": why,
+            "index_records": len(known),
+            "db_records": len(present),
+            "lost_records": len(known - present),
+            "index_watermark": manifest.watermark,
+            "db_last_change": self.db.last_seq(),
+        }
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO history (record_id, event, at, layer, details) "
+                "VALUES ('*', 'recovered', strftime('%s', 'now'), NULL, ?)",
+                (json.dumps(report, sort_keys=True),),
+            )
+        log.warning("memory store recovered from a damaged database", path=str(self.path), **report)
+        self.recovered = report
+        self.files.remove()  # the old index describes records that are gone
 
     # ------------------------------------------------------------ model pinning
     def pinned(self) -> tuple[str, int] | None:
@@ -260,8 +400,20 @@ class LocalBackend:
             return None
         return model_id, int(dim)
 
+    def _writable(self, action: str) -> None:
+        """Raise :class:`ReadOnlyStorageError` on a store opened read-only."""
+        if self.read_only:
+            raise ReadOnlyStorageError(
+                f"memory store {self.path} is read-only for this process, so it cannot {action}",
+                hint=f"{self.db.read_only_reason}; searching and reading work. To write, make "
+                f"{self.path} and its files writable for this user, or copy the store to a "
+                "writable place (`magray memory backup`)",
+                details={"path": str(self.path)},
+            )
+
     def pin(self, model_id: str, dim: int) -> tuple[str, int]:
         """Pin a new store to a model and dim (no-op if already pinned; returns the pin)."""
+        self._writable("create a new store")
         with self._mutex, self.db.write() as conn:
             current = self.pinned()
             if current is not None:
@@ -276,9 +428,37 @@ class LocalBackend:
         return None if pin is None else pin[1]
 
     # ------------------------------------------------------------ index lifecycle
+    def _damage(self, reason: str) -> None:
+        """Damage found in a saved file: a warning, and a ``index_damaged`` history event
+        (the health check reports recent ones)."""
+        log.warning("memory index damaged; rebuilt from SQLite", path=str(self.path), reason=reason)
+        if self.read_only:
+            return
+        try:
+            with self.db.write() as conn:
+                RecordDB.log(
+                    conn, "*", "index_damaged", time.time(), layer=None, details={"reason": reason}
+                )
+        except (sqlite3.Error, StorageError) as exc:  # reporting must not stop the open
+            log.warning("memory index damage not recorded", error=str(exc))
+
+    def _rebuilt(self, reason: str, *, damaged: bool) -> None:
+        if damaged:
+            self._damage(reason)
+        else:
+            log.info("memory index rebuilt from SQLite", path=str(self.path), reason=reason)
+        self.rebuild()
+        self.status = {"index": "rebuilt", "reason": reason, "damaged": damaged}
+        if self.recovered is not None:
+            self.status["recovered"] = self.recovered
+        self.save_index(force=True)
+
     def _open_index(self) -> None:
         pin = self.pinned()
         assert pin is not None
+        if self.recovered is not None:
+            self._rebuilt(f"recovered: {self.recovered['reason']}", damaged=False)
+            return
         if not self.files.manifest_path.exists() and self.db.last_seq() == 0:
             self.rebuild()  # a new, empty store: nothing to load, nothing to warn about
             self.status = {"index": "empty"}
@@ -307,18 +487,11 @@ class LocalBackend:
             if behind:
                 log.info("memory index catching up", path=str(self.path), changes=behind)
         except IndexLoadError as exc:
-            log.warning("memory index rebuilt from SQLite", path=str(self.path), reason=str(exc))
-            self.rebuild()
-            self.status = {"index": "rebuilt", "reason": str(exc)}
-            self.save_index(force=True)
+            self._rebuilt(str(exc), damaged=exc.damaged)
         self.sync()
         bad = self._inconsistent_layers()
         if bad:
-            reason = f"index disagrees with SQLite in layers {', '.join(bad)}"
-            log.warning("memory index rebuilt from SQLite", path=str(self.path), reason=reason)
-            self.rebuild()
-            self.status = {"index": "rebuilt", "reason": reason}
-            self.save_index(force=True)
+            self._rebuilt(f"index disagrees with SQLite in layers {', '.join(bad)}", damaged=True)
 
     def counts(self) -> dict[str, int]:
         rows = self.db.conn.execute("SELECT layer, count(*) FROM records GROUP BY layer")
@@ -327,18 +500,123 @@ class LocalBackend:
         return out
 
     def consistency(self) -> dict[str, dict[str, int | bool]]:
-        """Per layer: records in SQLite vs live vectors in the index."""
+        """Per layer: records in SQLite vs live vectors in the index; ``ok`` needs the same
+        count and the same sum of labels (so an index holding labels the database lost, with
+        as many others it lacks, is not ok)."""
         with self._mutex:
             self.sync()
-            counts = self.counts()
-            return {
-                layer: {
+            sums = {layer.value: (0, 0) for layer in Layer}
+            for layer, n, total in self.db.conn.execute(
+                "SELECT layer, count(*), sum(label) FROM records GROUP BY layer"
+            ):
+                sums[layer] = (int(n), int(total or 0))
+            out: dict[str, dict[str, int | bool]] = {}
+            for layer, (n, total) in sums.items():
+                index = self.layers.get(layer)
+                live = index.live if index is not None else 0
+                indexed_sum = int(index.labels().sum()) if index is not None else 0
+                out[layer] = {
                     "records": n,
-                    "indexed": self.layers[layer].live if layer in self.layers else 0,
-                    "ok": n == (self.layers[layer].live if layer in self.layers else 0),
+                    "indexed": live,
+                    "ok": (n, total) == (live, indexed_sum),
                 }
-                for layer, n in counts.items()
+            return out
+
+    def damage_events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """``index_damaged`` and ``recovered`` events (newest first) since a Unix time."""
+        rows = self.db.conn.execute(
+            "SELECT seq, event, at, details FROM history WHERE record_id = '*' AND "
+            "event IN ('index_damaged', 'recovered') AND at >= ? ORDER BY seq DESC LIMIT 20",
+            (since,),
+        ).fetchall()
+        return [
+            {"seq": seq, "event": event, "at": float(at), "details": json.loads(details)}
+            for seq, event, at, details in rows
+        ]
+
+    def _cross_check(self) -> dict[str, dict[str, Any]]:
+        """Per layer, label by label: records the index lacks, index entries the database
+        does not have, and vectors that differ between the two."""
+        pin = self.pinned()
+        out: dict[str, dict[str, Any]] = {}
+        for layer in Layer:
+            db_labels = np.sort(
+                self._labels("SELECT label FROM records WHERE layer = ?", [layer.value])
+            )
+            index = self.layers.get(layer.value)
+            indexed = np.sort(index.labels()) if index is not None else db_labels[:0]
+            common = np.intersect1d(db_labels, indexed, assume_unique=True)
+            differ = 0
+            if index is not None and pin is not None and len(common):
+                stored = index.vectors()
+                for start in range(0, len(common), 4096):
+                    chunk = common[start : start + 4096].tolist()
+                    blobs = dict(
+                        self.db._rows_in("SELECT label, vector FROM vectors", "label", chunk)
+                    )
+                    keep = [lb for lb in chunk if len(blobs.get(lb, b"")) == pin[1] * 4]
+                    if not keep:
+                        continue
+                    want = np.frombuffer(b"".join(blobs[lb] for lb in keep), dtype=np.float32)
+                    have = stored[index.positions(np.asarray(keep, dtype=np.int64))]
+                    diff = np.abs(have - want.reshape(len(keep), pin[1])).max(axis=1)
+                    differ += int(np.count_nonzero(diff > 1e-5))
+            missing = int(len(db_labels) - len(common))
+            unknown = int(len(indexed) - len(common))
+            out[layer.value] = {
+                "records": len(db_labels),
+                "indexed": len(indexed),
+                "missing_in_index": missing,
+                "unknown_to_db": unknown,
+                "vectors_differ": differ,
+                "ok": missing == unknown == differ == 0,
             }
+        return out
+
+    def check(self, *, repair: bool = False) -> dict[str, Any]:
+        """SQLite's ``integrity_check``, the saved files' checksums, and the index checked
+        label by label (and vector by vector) against the database; with ``repair``, an
+        index that fails is rebuilt from SQLite and saved, then checked again."""
+        with self._mutex:
+            self.sync()
+            integrity = [str(row[0]) for row in self.db.conn.execute("PRAGMA integrity_check")]
+            checksums = self.files.verify()
+            layers = self._cross_check()
+            problems = [] if integrity == ["ok"] else [f"database: {integrity[0]}"]
+            problems += [f"index file: {p}" for p in checksums]
+            problems += [
+                f"layer {layer}: {c['missing_in_index']} records not indexed, "
+                f"{c['unknown_to_db']} index entries unknown to the database, "
+                f"{c['vectors_differ']} vectors differ"
+                for layer, c in layers.items()
+                if not c["ok"]
+            ]
+            report: dict[str, Any] = {
+                "path": str(self.path),
+                "ok": not problems,
+                "problems": problems,
+                "integrity": integrity[:20],
+                "checksums": checksums,
+                "layers": layers,
+                "index_status": dict(self.status),
+                "recovered": self.recovered,
+                "damage_events": self.damage_events(),
+                "read_only": self.read_only,
+                "repaired": [],
+            }
+            if repair and (checksums or any(not c["ok"] for c in layers.values())):
+                self._writable("be repaired")
+                self.rebuild()
+                self.save_index(force=True)
+                report["repaired"].append("index rebuilt from SQLite and saved")
+                report["checksums"] = self.files.verify()
+                report["layers"] = self._cross_check()
+                index_ok = not report["checksums"] and all(
+                    c["ok"] for c in report["layers"].values()
+                )
+                report["ok"] = index_ok and integrity == ["ok"]
+                report["problems"] = [p for p in problems if p.startswith("database:")]
+            return report
 
     def _inconsistent_layers(self) -> list[str]:
         return [layer for layer, c in self.consistency().items() if not c["ok"]]
@@ -385,10 +663,11 @@ class LocalBackend:
             self.dirty = 1
 
     def save_index(self, *, force: bool = False) -> bool:
-        """Persist the in-memory index unless the saved one is as new; returns whether saved."""
+        """Persist the in-memory index unless the saved one is as new; returns whether saved
+        (never on a read-only store)."""
         with self._mutex:
             pin = self.pinned()
-            if pin is None:
+            if pin is None or self.read_only:
                 return False
             with self.file_lock:
                 if not force:
@@ -410,6 +689,7 @@ class LocalBackend:
                     model_id=pin[0],
                     dim=pin[1],
                     columns=self._column_snapshots(),
+                    db_tip=self._db_tip(),
                 )
             self.dirty = 0
             return True
@@ -630,22 +910,22 @@ class LocalBackend:
         return meta
 
     def _columns_path(self, layer: str) -> Path | None:
-        """The filter-column file saved with the index generation on disk, if any."""
-        try:
-            generation = self.files.read_manifest().generation
-        except IndexLoadError:
-            return None
-        path = self.files.dir / f"{layer}.{generation}.cols.npz"
-        return path if path.exists() else None
+        """The filter-column file the manifest lists for ``layer``, if any."""
+        found = self.files.columns_file(layer)
+        return None if found is None else found[0]
 
     def _saved_columns(self, layer: str, labels: np.ndarray) -> SavedColumns | None:
-        path = self._columns_path(layer)
-        if path is None:
+        found = self.files.columns_file(layer)
+        if found is None:
             return None
+        path, digest = found
         try:
-            return SavedColumns(path, labels)
+            return SavedColumns(path, labels, digest)
         except ValueError as exc:  # another generation's positions, or damaged: use SQLite
-            log.info("memory filter columns not used", path=str(path), reason=str(exc))
+            if "checksum" in str(exc):
+                self._damage(f"{path.name} {exc}")
+            else:
+                log.info("memory filter columns not used", path=str(path), reason=str(exc))
             return None
 
     def _saved_keys(self, layer: str) -> frozenset[str]:
@@ -672,7 +952,7 @@ class LocalBackend:
     def _save_columns(self) -> None:
         """Save built filter columns beside an index on disk that matches memory (the index
         itself unchanged), so the next process need not rebuild them from SQLite."""
-        if self.dirty:
+        if self.dirty or self.read_only:
             return
         with self.file_lock:  # no other process saves a generation meanwhile
             try:
@@ -683,10 +963,13 @@ class LocalBackend:
                 return
             for layer, meta in self._complete_metas().items():
                 path = self.files.dir / f"{layer}.{manifest.generation}.cols.npz"
-                if path.exists() and meta.column_keys <= self._saved_keys(layer):
+                if self._columns_path(layer) == path and meta.column_keys <= self._saved_keys(
+                    layer
+                ):
                     continue
                 labels, _ = self.layers[layer].state()
-                save_columns(path, labels, meta.snapshot())
+                digest = save_columns(path, labels, meta.snapshot())
+                self.files.add_columns(layer, path.name, digest)
 
     def compact(self) -> int:
         """Drop every tombstone now; returns how many were dropped."""
@@ -713,6 +996,7 @@ class LocalBackend:
 
     def insert(self, rows: Sequence[NewRecord], *, dedupe: bool, now: float) -> list[str]:
         """Insert records in one transaction; returns ids (existing ids for deduped text)."""
+        self._writable("add records")
         with self._mutex:
             self._flush_touches()
             ids: list[str] = []
@@ -912,6 +1196,7 @@ class LocalBackend:
         expires_at: float | EllipsisType | None = ...,
     ) -> Record:
         """Change fields of one record; a new text/vector or layer re-indexes it."""
+        self._writable("update records")
         with self._mutex:
             self._flush_touches()
             with self.db.write() as conn:
@@ -962,6 +1247,7 @@ class LocalBackend:
         """Move records between layers: ``(id, layer, expires_at, event, details)``."""
         if not moves:
             return 0
+        self._writable("move records")
         with self._mutex:
             self._flush_touches()
             done = 0
@@ -986,6 +1272,7 @@ class LocalBackend:
         details: dict[str, dict[str, Any]] | None = None,
     ) -> list[str]:
         """Delete records; returns the ids that existed."""
+        self._writable("delete records")
         with self._mutex:
             self._flush_touches()
             deleted = []
@@ -1014,6 +1301,8 @@ class LocalBackend:
     def touch(self, ids: Sequence[str], now: float) -> None:
         """Count a search hit for each id (buffered; see :class:`AccessLog` for when the
         counts are written)."""
+        if self.read_only:
+            return  # statistics cannot be written to a read-only store
         with self._mutex:
             if self._access.add(ids, now):
                 self._flush_in_background()
@@ -1180,6 +1469,8 @@ class LocalBackend:
                 index = self.layers.get(layer)  # Layer is a StrEnum: it hashes as its value
                 if index is None or index.n == index.dead:
                     continue
+                if index.dim != len(query):
+                    raise _wrong_dim(len(query), index.dim)
                 mask = self._unexpired_mask(layer, index, now) if any_expired else None
                 if mask is None:
                     parts.append(index.search_one(query, k, ef_search=ef_search))
@@ -1230,6 +1521,8 @@ class LocalBackend:
                 index = self.layers.get(layer.value)
                 if index is None or index.live == 0:
                     continue
+                if index.dim != queries.shape[1]:
+                    raise _wrong_dim(queries.shape[1], index.dim)
                 mask: np.ndarray | None = None
                 if in_memory:
                     meta = self._layer_meta(layer.value)
@@ -1349,6 +1642,8 @@ class LocalBackend:
         return out
 
     def cache_vectors(self, model_id: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        if self.read_only:
+            return  # a cache: nothing is lost by not persisting it
         with self._mutex, self.db.write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO embed_cache (model_id, text_hash, vector) VALUES (?, ?, ?)",
@@ -1423,6 +1718,7 @@ class LocalBackend:
 
     def vacuum(self) -> dict[str, Any]:
         """Compact the index, prune the change log, VACUUM and truncate the WAL."""
+        self._writable("be vacuumed")
         with self._mutex:
             self._flush_touches()
             before = self.db.file_sizes()
@@ -1448,6 +1744,7 @@ class LocalBackend:
         now: float,
     ) -> int:
         """Re-embed every record not yet on ``model_id``/``dim``; resumable after a crash."""
+        self._writable("be re-embedded")
         with self._mutex:
             self._flush_touches()
         conn = self.db.conn
@@ -1506,11 +1803,22 @@ class LocalBackend:
             if self._closed:
                 return
             try:
-                self._flush_touches()
-                if self.dirty:
-                    self.save_index()
+                # Access counts are statistics and the index a cache of SQLite: failing to
+                # write them (a full disk) loses no record, so close warns and finishes.
                 try:
+                    self._flush_touches()
+                except (sqlite3.Error, OSError, StorageError) as exc:
+                    log.warning("memory access counts not saved", error=str(exc))
+                try:
+                    if self.dirty:
+                        self.save_index()
                     self._save_columns()
+                except (OSError, StorageError) as exc:
+                    log.warning(
+                        "memory index not saved; the next open catches up from SQLite",
+                        path=str(self.path),
+                        error=str(exc),
+                    )
                 except Exception as exc:  # a cache: the next process rebuilds it from SQLite
                     log.warning("memory filter columns not saved", error=str(exc))
             finally:
@@ -1519,6 +1827,15 @@ class LocalBackend:
                 if self._access_conn is not None:
                     self._access_conn.close()
                 self.db.close()
+
+
+def _wrong_dim(got: int, dim: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"the query vector has dim {got}, the store's vectors have dim {dim}",
+        hint=f"search with a vector of dim {dim} (the store was opened with another dim, "
+        "or the vector comes from another model)",
+        details={"query_dim": got, "store_dim": dim},
+    )
 
 
 def _top(items: list[tuple[int, float]], k: int) -> tuple[list[int], list[float]]:

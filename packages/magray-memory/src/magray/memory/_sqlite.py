@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from magray.common.errors import StorageError
+from magray.common.errors import ReadOnlyStorageError, StorageError, storage_error
 from magray.memory._columns import MetaRow
 from magray.memory._types import Layer, Record
 from magray.memory.errors import StoreCorruptError
@@ -176,6 +176,34 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...], *, with_vector: bool = Fal
     )
 
 
+def translate(exc: BaseException, path: Path, where: str | None = None) -> StorageError:
+    """The :class:`StorageError` for a SQLite or OS failure on the store at ``path``:
+    full, read-only, permission denied, busy, corrupt (only when SQLite says so), or
+    plain I/O."""
+    where = where or f"memory database {path}"
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return StoreCorruptError(
+            f"{where}: {exc}",
+            hint="the database file is damaged: `magray memory check` tells more; restore it "
+            "from a backup (`magray memory backup` makes one)",
+            details={"path": str(path)},
+        )
+    mapped = storage_error(exc, path=path, where=where)
+    if mapped is not None:
+        return mapped
+    return StorageError(
+        f"{where}: {type(exc).__name__}: {exc}",
+        hint="check the store's files and directory (permissions, free space, the disk)",
+        details={"path": str(path)},
+    )
+
+
+def _open_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """The error for a database that cannot be opened: corrupt only when SQLite says so."""
+    return translate(exc, path, f"cannot open memory database {path}")
+
+
 class RecordDB:
     """One connection to a store's SQLite file, with transaction helpers.
 
@@ -187,32 +215,77 @@ class RecordDB:
     def __init__(self, path: Path, *, busy_timeout: float = 60.0) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self._shm_fd: int | None = None
+        self.read_only = False
+        self.read_only_reason = ""
         try:
-            self.conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self.conn = self._open_read_write()
+        except sqlite3.Error as exc:
+            name = str(getattr(exc, "sqlite_errorname", ""))
+            refused = name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM"))
+            if not (refused and path.is_file() and os.access(path, os.R_OK)):
+                raise _open_error(path, exc) from exc
+            self.conn = self._open_read_only(exc)
+
+    def _open_read_write(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             # Search hits read a few random rows per query: a 32 MB page cache keeps the
             # hot part of the table in memory. (Memory-mapped reads were a little faster
             # still, but every page a scan touched then counted in the RSS: +256 MB
             # after the first filtered search of a 1M store.)
-            self.conn.execute("PRAGMA cache_size=-32768")
+            conn.execute("PRAGMA cache_size=-32768")
+            self.conn = conn
             self._migrate()
-            self._shm_fd: int | None = None
-        except StorageError:
-            self.conn.close()
+        except BaseException:
+            conn.close()
             raise
-        except sqlite3.DatabaseError as exc:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-            raise StoreCorruptError(
-                f"cannot open memory database {path}: {exc}",
-                hint="restore it from a backup (`magray memory backup` makes one), "
-                "or move it away to start an empty store",
-                details={"path": str(path)},
-            ) from exc
+        return conn
+
+    def _open_read_only(self, cause: sqlite3.Error) -> sqlite3.Connection:
+        """Open a store this process may read but not write (file or directory permissions,
+        a read-only mount): ``mode=ro`` while SQLite can use the WAL files, else
+        ``immutable=1`` when there is no WAL content to miss."""
+        uri = self.path.absolute().as_uri()
+        wal = Path(f"{self.path}-wal")
+        attempts = [f"{uri}?mode=ro"]
+        if not wal.exists() or wal.stat().st_size == 0:
+            attempts.append(f"{uri}?immutable=1")
+        last: sqlite3.Error = cause
+        for target in attempts:
+            try:
+                conn = sqlite3.connect(
+                    target, uri=True, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("SELECT count(*) FROM meta").fetchone()
+            except sqlite3.Error as exc:
+                conn.close()
+                last = exc
+                continue
+            if version != SCHEMA_VERSION:
+                conn.close()
+                raise ReadOnlyStorageError(
+                    f"memory database {self.path} has schema version {version} and needs "
+                    f"{SCHEMA_VERSION}, but it is read-only here, so it cannot be migrated",
+                    hint="open it once where it is writable (or with the magray version "
+                    "that wrote it)",
+                    details={"path": str(self.path)},
+                )
+            conn.execute("PRAGMA cache_size=-32768")
+            self.read_only = True
+            self.read_only_reason = f"it was opened read-only ({cause})"
+            return conn
+        raise _open_error(self.path, last) from last
 
     # ------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -222,12 +295,8 @@ class RecordDB:
         conn = self.conn if conn is None else conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StorageError(
-                f"memory store is busy: {exc}",
-                hint="another process holds a long write transaction; try again",
-                retriable=True,
-            ) from exc
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
         try:
             yield conn
         except BaseException:

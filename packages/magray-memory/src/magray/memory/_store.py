@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, overload
+from typing import IO, TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from magray.memory._index import HNSWParams
 from magray.memory._local import BackendConfig, LocalBackend, NewRecord
 from magray.memory._plugins import load_embedder, load_reranker
 from magray.memory._scoring import Explanation, PromotionPolicy
+from magray.memory._sqlite import translate
 from magray.memory._types import Embedder, Hit, Layer, Record, Reranker
 from magray.memory.errors import ModelMismatchError, RecordNotFoundError
 
@@ -36,16 +39,78 @@ __all__ = ["MemoryStore"]
 log = get_logger("magray.memory")
 
 MAX_ID_CHARS = 256
+MAX_DEPTH = 32
+"""Deepest nesting of metadata dicts/lists and of ``$and``/``$or`` in a filter."""
 _ALL_LAYERS = list(Layer)
 _F32 = np.dtype(np.float32)
 MAX_K = 10_000
 _UNSET: Any = ...
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _open_backend(settings: MemorySettings, path: Path, config: BackendConfig) -> StorageBackend:
+def _guarded(method: _F) -> _F:
+    """Turn a SQLite or OS failure inside a public method into a :class:`StorageError`
+    subclass (full, read-only, permission denied, corrupt, ...) naming the store."""
+
+    @functools.wraps(method)
+    def wrapper(self: MemoryStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            where = f"memory store {self.location}: {method.__name__}"
+            raise translate(exc, self.path, where) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _bad_text(value: str) -> int | None:
+    """The index of the first lone surrogate in ``value`` (None: valid Unicode)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def check_nested(value: Any, what: str, *, max_depth: int = MAX_DEPTH) -> None:
+    """Reject values nested deeper than ``max_depth`` and strings (keys included) with lone
+    surrogates, walking iteratively (no ``RecursionError`` on a 100k-deep value).
+
+    Raises:
+        InvalidInputError: Too deep, or a string is not valid Unicode.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            at = _bad_text(node)
+            if at is not None:
+                raise InvalidInputError(
+                    f"{what} holds a string with a lone surrogate "
+                    f"(U+{ord(node[at]):04X} at index {at}), which is not valid Unicode",
+                    hint="decode bytes with errors='replace' (or fix the source); magray stores "
+                    "only valid UTF-8",
+                )
+            continue
+        if isinstance(node, Mapping | list | tuple):
+            if depth >= max_depth:
+                raise InvalidInputError(
+                    f"{what} is nested more than {max_depth} levels deep",
+                    hint=f"flatten it: at most {max_depth} nested dicts/lists (or $and/$or)",
+                )
+            if isinstance(node, Mapping):
+                stack.extend((key, depth + 1) for key in node if isinstance(key, str))
+                stack.extend((item, depth + 1) for item in node.values())
+            else:
+                stack.extend((item, depth + 1) for item in node)
+
+
+def _open_backend(
+    settings: MemorySettings, path: Path, config: BackendConfig, *, recover: bool = False
+) -> StorageBackend:
     """The configured backend: built-in ``local``, or a ``magray.memory.backends`` entry point."""
     if settings.backend == "local":
-        return LocalBackend(path, config=config)
+        return LocalBackend(path, config=config, recover=recover)
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=BACKENDS_GROUP, name=settings.backend):
@@ -115,6 +180,7 @@ class MemoryStore:
         clock: Callable[[], float] | None = None,
         policy: PromotionPolicy | None = None,
         metrics: MetricsRegistry | None = None,
+        recover: bool = False,
     ) -> MemoryStore:
         """Open (or create) the store in directory ``path`` or at a PostgreSQL DSN.
 
@@ -130,11 +196,22 @@ class MemoryStore:
             clock: Returns the current Unix time; inject one in tests.
             policy: Promotion rule (default built from ``settings``).
             metrics: Where latencies and counts are reported.
+            recover: When ``memory.db`` is missing, empty or behind the saved index, start
+                from what the database holds (rebuild the index) instead of raising; what
+                was lost is in ``stats()["index_status"]["recovered"]`` and in
+                :meth:`check`.
+
+        A store this process may read but not write (permissions, a read-only mount)
+        opens read-only: searches and reads work, writes raise
+        :class:`~magray.common.errors.ReadOnlyStorageError`.
 
         Raises:
             DependencyMissingError: ``embedder`` names an embedder that is not installed.
             InvalidInputError: A new vectors-only store without ``dim``.
-            StoreCorruptError: The database cannot be read.
+            DatabaseMissingError: Index files exist but ``memory.db`` is missing or empty.
+            DatabaseRegressedError: ``memory.db`` lost changes the saved index had seen.
+            StoreCorruptError: SQLite reports the database file as damaged.
+            StorageError: Another storage failure (full, permission denied, ...).
         """
         settings = settings or _default_settings()
         if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
@@ -171,7 +248,10 @@ class MemoryStore:
             hit_cache_bytes=settings.hit_cache_bytes,
             background_compaction=settings.background_compaction,
         )
-        backend = _open_backend(settings, path, config)
+        try:
+            backend = _open_backend(settings, path, config, recover=recover)
+        except (sqlite3.Error, OSError) as exc:
+            raise translate(exc, path, f"cannot open memory store {path}") from exc
         try:
             want_model = embedder.model_id if embedder is not None else model_id
             want_dim = embedder.dim if embedder is not None else dim
@@ -188,6 +268,9 @@ class MemoryStore:
                 pinned = backend.pin(want_model or "external", int(want_dim))
             model = want_model or pinned[0]
             size = int(want_dim) if want_dim is not None else pinned[1]
+        except (sqlite3.Error, OSError) as exc:
+            backend.close()
+            raise translate(exc, path, f"cannot open memory store {path}") from exc
         except BaseException:
             backend.close()
             raise
@@ -238,6 +321,7 @@ class MemoryStore:
                 details={"store": list(pinned), "session": [self.model_id, self.dim]},
             )
 
+    @_guarded
     def close(self) -> None:
         """Flush access counts, save the index if it changed, and close the database."""
         self._backend.close()
@@ -262,6 +346,14 @@ class MemoryStore:
             if not text.strip():
                 raise InvalidInputError(
                     f"text #{i} is empty", hint="every memory needs some non-blank text"
+                )
+            at = _bad_text(text)
+            if at is not None:
+                raise InvalidInputError(
+                    f"text #{i} has a lone surrogate (U+{ord(text[at]):04X} at index {at}), "
+                    "which is not valid Unicode",
+                    hint="decode bytes with errors='replace' (or fix the source); magray stores "
+                    "only valid UTF-8",
                 )
         return out
 
@@ -376,6 +468,7 @@ class MemoryStore:
         for key in meta:
             if not isinstance(key, str):
                 raise InvalidInputError(f"metadata #{i} has a non-string key {key!r}")
+        check_nested(meta, f"metadata #{i}")
         try:
             return json.dumps(dict(meta), sort_keys=True, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
@@ -393,6 +486,7 @@ class MemoryStore:
         return float(value)
 
     # ------------------------------------------------------------ writes
+    @_guarded
     def add(
         self,
         texts: str | Sequence[str],
@@ -444,10 +538,15 @@ class MemoryStore:
             for i, rid in enumerate(id_list):
                 if rid is None:
                     continue  # generated
-                if not isinstance(rid, str) or not rid.strip() or len(rid) > MAX_ID_CHARS:
+                if (
+                    not isinstance(rid, str)
+                    or not rid.strip()
+                    or len(rid) > MAX_ID_CHARS
+                    or _bad_text(rid) is not None
+                ):
                     raise InvalidInputError(
                         f"id #{i} ({rid!r}) must be a non-blank string of at most "
-                        f"{MAX_ID_CHARS} characters"
+                        f"{MAX_ID_CHARS} characters, valid Unicode"
                     )
             given = [rid for rid in id_list if rid is not None]
             if len(set(given)) != len(given):
@@ -482,6 +581,7 @@ class MemoryStore:
         self.metrics.counter("memory.add.records").inc(n)
         return out
 
+    @_guarded
     def add_stream(
         self,
         items: Iterable[str | Mapping[str, Any] | tuple[str, Mapping[str, Any]]],
@@ -544,6 +644,7 @@ class MemoryStore:
         flush()
         return ids
 
+    @_guarded
     def update(
         self,
         id: str,
@@ -586,6 +687,7 @@ class MemoryStore:
                 kwargs["vector"] = self._embed([text])[0]  # type: ignore[list-item]
         return self._backend.update(id, now=now, **kwargs)
 
+    @_guarded
     def delete(self, ids: str | Sequence[str]) -> list[str]:
         """Delete records (missing ids are ignored); returns the ids that were deleted."""
         if isinstance(ids, str):
@@ -597,6 +699,7 @@ class MemoryStore:
     def get(self, ids: str, *, with_vector: bool = False) -> Record: ...  # type: ignore[overload-overlap]
     @overload
     def get(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]: ...
+    @_guarded
     def get(self, ids: str | Sequence[str], *, with_vector: bool = False) -> Record | list[Record]:
         """One record by id (raises if missing), or the found records of a list of ids."""
         if isinstance(ids, str):
@@ -608,6 +711,7 @@ class MemoryStore:
             return found[0]
         return self._backend.get(list(ids), with_vector=with_vector)
 
+    @_guarded
     def list_records(
         self,
         *,
@@ -619,6 +723,8 @@ class MemoryStore:
         descending: bool = True,
     ) -> list[Record]:
         """Records in a layer / matching a filter, newest first (no similarity search)."""
+        if where:
+            check_nested(where, "the filter")
         return self._backend.select(
             layer=Layer.parse(layer) if layer is not None else None,
             where=dict(where) if where else None,
@@ -628,12 +734,14 @@ class MemoryStore:
             descending=descending,
         )
 
+    @_guarded
     def count(self, layer: Layer | str | None = None) -> int:
         counts = self._backend.counts()
         if layer is None:
             return sum(counts.values())
         return counts[Layer.parse(layer).value]
 
+    @_guarded
     def search(
         self,
         query: str | Sequence[float] | np.ndarray,
@@ -660,10 +768,13 @@ class MemoryStore:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, not {k!r}")
         chosen = self._layers(layers)
+        if where:
+            check_nested(where, "the filter")
         text_query = query if isinstance(query, str) else None
         if text_query is not None:
             if not text_query.strip():
                 raise InvalidInputError("the search query is empty")
+            check_nested(text_query, "the search query")
             self._check_model()
             qvec = self._embed([text_query])[0]
         else:
@@ -686,6 +797,7 @@ class MemoryStore:
         self._backend.touch([h.id for h in hits], now)
         return hits
 
+    @_guarded
     def search_many(
         self,
         queries: Sequence[str] | np.ndarray | Sequence[Sequence[float]],
@@ -702,6 +814,8 @@ class MemoryStore:
         if isinstance(queries, str):
             raise InvalidInputError("search_many takes a list of queries; use search() for one")
         chosen = self._layers(layers)
+        if where:
+            check_nested(where, "the filter")
         items = list(queries)
         if not items:
             return []
@@ -762,11 +876,13 @@ class MemoryStore:
         ]
 
     # ------------------------------------------------------------ lifecycle of memories
+    @_guarded
     def explain(self, id: str) -> Explanation:
         """The features, weights and score of a record, and what promote/expire would do."""
         record = self.get(id)
         return self.policy.explain(record, self.clock())
 
+    @_guarded
     def promote(self, *, dry_run: bool = False) -> list[dict[str, Any]]:
         """Move records whose score passes their layer's threshold up one layer.
 
@@ -803,6 +919,7 @@ class MemoryStore:
             self._backend.move(moves, now=now)
         return plans
 
+    @_guarded
     def expire(self, *, archive_pinned: bool = True, dry_run: bool = False) -> dict[str, list[str]]:
         """Remove records past their TTL; pinned ones move to ``assets`` instead.
 
@@ -829,6 +946,7 @@ class MemoryStore:
             )
         return {"expired": expired, "archived": [rid for rid, _ in archived]}
 
+    @_guarded
     def history(self, id: str) -> list[dict[str, Any]]:
         """Every add/update/promote/archive/expire/delete of a record, oldest first.
 
@@ -843,6 +961,7 @@ class MemoryStore:
         return events
 
     # ------------------------------------------------------------ operations
+    @_guarded
     def stats(self) -> dict[str, Any]:
         """Counts per layer, index kinds, tombstones, file sizes, cache hit rate."""
         out = self._backend.stats()
@@ -853,15 +972,44 @@ class MemoryStore:
         out["flat_threshold"] = self.settings.flat_threshold
         return out
 
+    @_guarded
     def consistency(self) -> dict[str, dict[str, int | bool]]:
         """Per layer: records in SQLite, live vectors in the index, and whether they agree."""
         return self._backend.consistency()
 
+    @_guarded
+    def check(self, *, repair: bool = False) -> dict[str, Any]:
+        """Check the store for damage: SQLite's ``integrity_check``, the checksum of every
+        saved index file, and the index against the database label by label and vector by
+        vector (``magray memory check``).
+
+        Args:
+            repair: Rebuild (and save) an index that fails from SQLite, then check again.
+                A damaged database itself is reported, never "repaired" (restore a backup).
+
+        Returns:
+            ``{"ok", "problems", "integrity", "checksums", "layers", "index_status",
+            "recovered", "damage_events", "read_only", "repaired", "path"}`` on the local
+            backend; ``{"ok", "layers", "path"}`` (counts only) on others.
+        """
+        checker = getattr(self._backend, "check", None)
+        if checker is not None:
+            report: dict[str, Any] = checker(repair=repair)
+            return report
+        layers = self.consistency()
+        return {
+            "path": self.location,
+            "ok": all(c["ok"] for c in layers.values()),
+            "layers": layers,
+        }
+
+    @_guarded
     def save(self) -> bool:
         """Persist the index now (it is also saved on close); returns whether it wrote."""
         self._backend.flush()
         return self._backend.save_index()
 
+    @_guarded
     def warm_up(self) -> int:
         """Load the rows search hits show (id, text, metadata) into the in-process hit cache
         now, newest records first, up to ``memory.hit_cache_bytes``; returns how many.
@@ -874,19 +1022,23 @@ class MemoryStore:
         """
         return self._backend.warm_up()
 
+    @_guarded
     def rebuild_index(self) -> None:
         """Throw the index away and rebuild it from SQLite."""
         self._backend.rebuild()
         self._backend.save_index(force=True)
 
+    @_guarded
     def vacuum(self) -> dict[str, Any]:
         """Reclaim space: drop index tombstones, prune the change log, VACUUM SQLite."""
         return self._backend.vacuum()
 
+    @_guarded
     def backup(self, dest: str | Path) -> dict[str, Any]:
         """Copy the store (SQLite online backup + index) into a new directory."""
         return self._backend.backup(Path(dest).expanduser())
 
+    @_guarded
     def reindex(
         self, *, batch_size: int = 64, progress: Callable[[int, int], None] | None = None
     ) -> int:
@@ -913,6 +1065,7 @@ class MemoryStore:
             now=self.clock(),
         )
 
+    @_guarded
     def copy_to(
         self,
         dest: MemoryStore,
@@ -998,6 +1151,7 @@ class MemoryStore:
             "verified": found == len(ids),
         }
 
+    @_guarded
     def export_jsonl(
         self,
         dest: str | Path | IO[str],
@@ -1028,6 +1182,7 @@ class MemoryStore:
             n += 1
         return n
 
+    @_guarded
     def import_jsonl(
         self,
         src: str | Path | IO[str],
