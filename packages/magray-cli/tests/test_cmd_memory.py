@@ -126,15 +126,166 @@ def test_add_from_files_chunks_and_stdin(tmp_path: Path) -> None:
     store = str(tmp_path / "s")
     added = ok("--store", store, "add", "--file", str(doc), "--chunk", "--chunk-size", "30")
     assert added["added"] == 3
+    assert added["layer"] == "assets"  # files default to the layer without a TTL
     listed = ok("--store", store, "list", "--where", f"source={doc}")
     assert sorted(r["metadata"]["chunk"] for r in listed) == [0, 1, 2]
-    whole = ok("--store", store, "add", "--file", str(doc), "--layer", "assets")
+    whole = ok("--store", store, "add", str(doc), "--no-chunk", "--layer", "insights")
     assert whole["added"] == 1
-    assert whole["layer"] == "assets"
+    assert whole["files"]["updated"] == 1  # the same file again: its three records were replaced
+    assert whole["layer"] == "insights"
+    assert [r["text"] for r in ok("--store", store, "list", "--where", f"source={doc}")] == [
+        doc.read_text()
+    ]
     piped = ok("--store", store, "add", input="text from a pipe")
-    assert ok("--store", store, "get", piped["ids"][0])["metadata"] == {"source": "<stdin>"}
-    again = ok("--store", store, "add", "text from a pipe")
-    assert again["ids"] == piped["ids"]  # dedupe within the layer
+    assert ok("--store", store, "get", piped["ids"][0])["metadata"] == {
+        "source": "<stdin>",
+        "chunk": 0,
+        "chunks": 1,
+    }
+    first = ok("--store", store, "add", "a text of my own")
+    again = ok("--store", store, "add", "a text of my own")
+    assert again["ids"] == first["ids"]  # dedupe within the layer
+
+
+def _tree(root: Path, files: dict[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def _paragraphs(topic: str, n: int) -> str:
+    return "\n\n".join(f"{topic} note {i}: " + f"{topic} words " * 20 for i in range(n))
+
+
+def test_add_folders_incrementally(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    _tree(
+        root,
+        {
+            "guide.md": _paragraphs("apples", 6),
+            "api/ref.md": _paragraphs("pears", 4),
+            "api/notes.txt": "plain notes about plums",
+            "build/out.md": "generated",
+            "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00binary",
+            "old.txt": "caf\xe9".encode("latin-1"),
+            ".gitignore": "build/\n*.log\n",
+            "debug.log": "ignored by .gitignore",
+        },
+    )
+    store = str(tmp_path / "s")
+    first = ok("--store", store, "add", str(root), "--exclude", "*.txt")
+    counts = first["files"]
+    assert (counts["added"], counts["unchanged"], counts["updated"]) == (3, 0, 0)
+    assert counts["skipped_by_reason"] == {"binary": 1}
+    assert counts["ignored"] == 3  # debug.log (.gitignore), notes.txt and old.txt (--exclude)
+    files = {Path(f["path"]).name: f for f in counts["each"]}
+    assert set(files) == {"guide.md", "ref.md", ".gitignore", "logo.png"}
+    assert first["chunks"] == first["records_added"] > 3
+    assert first["tokens"] > 0
+    assert first["peak_rss_mb"] > 10
+    records = ok("--store", store, "list", "--limit", "1000")
+    guide = [r for r in records if r["metadata"]["source"] == str((root / "guide.md").resolve())]
+    assert {r["metadata"]["source_sha256"] for r in guide} == {
+        hashlib.sha256((root / "guide.md").read_bytes()).hexdigest()
+    }
+    assert {r["layer"] for r in records} == {"assets"}
+
+    again = ok("--store", store, "add", str(root), "--exclude", "*.txt")
+    counts = again["files"]
+    assert (counts["added"], counts["unchanged"], counts["updated"]) == (0, 3, 0)
+    assert again["records_added"] == again["added"] == 0
+
+    (root / "guide.md").write_text("apples are now a single short note")
+    result = mem("--store", store, "add", str(root), "--glob", "*.md")
+    assert result.exit_code == 0, result.output
+    assert "files: 0 added, 1 updated, 1 unchanged, 0 skipped" in result.stdout
+    assert "chunks/s" in result.stdout
+    assert "tokens/s" in result.stdout
+    assert "peak RSS" in result.stdout
+    texts = [
+        r["text"] for r in ok("--store", store, "list", "--where", "source!=x", "--limit", "99")
+    ]
+    assert "apples are now a single short note" in texts
+    assert not any("apples note" in t for t in texts)
+
+
+def test_an_existing_path_is_read_and_a_pathlike_text_is_flagged(tmp_path: Path) -> None:
+    doc = tmp_path / "todo.md"
+    doc.write_text("buy milk")
+    store = str(tmp_path / "s")
+    read = mem("--store", store, "add", str(doc), "--json")
+    assert json.loads(read.stdout)["added"] == 1
+    assert ok("--store", store, "list")[0]["text"] == "buy milk"
+    as_text = ok("--store", store, "add", "--text", str(doc))
+    assert ok("--store", store, "get", as_text["ids"][0])["text"] == str(doc)
+    missing = mem("--store", store, "add", "docs/missing.md", "--json")
+    assert missing.exit_code == 0
+    assert "note: no file or directory 'docs/missing.md'; stored as text" in missing.stderr
+    assert ok("--store", store, "get", json.loads(missing.stdout)["ids"][0])["text"] == (
+        "docs/missing.md"
+    )
+
+
+def test_piped_progress_and_long_texts_are_chunked(tmp_path: Path) -> None:
+    store = str(tmp_path / "s")
+    long_text = " ".join(f"word{i}" for i in range(3000))
+    result = mem("--store", store, "add", "--progress-every", "0", input=long_text)
+    assert result.exit_code == 0, result.output
+    lines = [x for x in result.stderr.splitlines() if x.startswith("memory add: ")]
+    assert lines
+    assert "chunks/s" in lines[-1]
+    records = ok("--store", store, "list", "--limit", "1000")
+    assert len(records) > 10
+    assert all(len(r["text"]) <= 1000 for r in records)
+    words = " ".join(r["text"] for r in sorted(records, key=lambda r: r["metadata"]["chunk"]))
+    assert words.split() == long_text.split()
+
+
+class _Interrupting(BagOfWords):
+    calls = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        type(self).calls += 1
+        if type(self).calls == 3:
+            raise KeyboardInterrupt
+        return super().embed(texts)
+
+
+def test_ctrl_c_says_what_was_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "docs"
+    _tree(root, {f"f{i}.md": f"file {i} about topic {i}" for i in range(5)})
+    store = str(tmp_path / "s")
+    monkeypatch.setattr(_Interrupting, "calls", 0)
+    monkeypatch.setattr(_EP, "load", lambda self: _Interrupting)
+    result = mem("--store", store, "add", str(root))
+    assert result.exit_code == 130
+    assert "interrupted: kept 2 records stored before Ctrl-C (2 files added" in result.stderr
+    monkeypatch.setattr(_EP, "load", lambda self: BagOfWords)
+    assert len(ok("--store", store, "list")) == 2
+    rest = ok("--store", store, "add", str(root))["files"]
+    assert (rest["added"], rest["unchanged"]) == (3, 2)
+
+
+def test_missing_default_embedder_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.metadata.entry_points
+
+    def none(**kwargs: Any) -> Any:
+        if kwargs.get("group") == "magray.embedders":
+            return importlib.metadata.EntryPoints([])
+        return real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", none)
+    with pytest.raises(SystemExit):
+        main(["memory", "--store", str(tmp_path / "s"), "add", "x"])
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("error[")
+    assert 'pip install "magray-memory[ai]"' in first
 
 
 def test_lifecycle_commands(tmp_path: Path) -> None:
@@ -232,6 +383,72 @@ def test_installed_script_end_to_end(run_magray: Any, tmp_path: Path) -> None:
     assert missing.stderr.splitlines()[0] == "error[memory.not_found]: no memory with id nope"
     stats = run_magray("memory", "--store", store, "stats", "--json")
     assert json.loads(stats.stdout)["records"] == 2
+
+
+@pytest.mark.skipif(not _real_default_installed(), reason="magray-ai is not installed")
+def test_installed_script_adds_a_folder_then_only_what_changed(
+    run_magray: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "docs"
+    _tree(
+        root,
+        {
+            "a.md": "Use asyncio.gather to run coroutines concurrently.",
+            "b.md": "The cat sleeps on the warm windowsill.",
+            "c.bin": b"\x00\x01\x02",
+        },
+    )
+    store = str(tmp_path / "s")
+    first = run_magray("memory", "--store", store, "add", str(root))
+    assert first.returncode == 0, first.stderr
+    assert "files: 2 added, 0 updated, 0 unchanged, 1 skipped (1 binary)" in first.stdout
+    assert re.search(
+        r"stored 2 records in [\d.]+ s: [\d.]+ chunks/s, [\d,]+ tokens/s", first.stdout
+    )
+    (root / "b.md").write_text("The dog sleeps on the sofa.")
+    second = run_magray("memory", "--store", store, "add", str(root), "--json")
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)["files"]
+    assert (report["added"], report["updated"], report["unchanged"]) == (0, 1, 1)
+    listed = run_magray("--json", "memory", "--store", store, "list")
+    assert sorted(r["text"] for r in json.loads(listed.stdout)) == [
+        "The dog sleeps on the sofa.",
+        "Use asyncio.gather to run coroutines concurrently.",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _real_default_installed(), reason="magray-ai is not installed")
+def test_installed_script_ctrl_c_keeps_what_was_stored(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "docs"
+    _tree(root, {f"f{i:02}.md": _paragraphs(f"topic{i}", 3) for i in range(40)})
+    store = str(tmp_path / "s")
+    script = Path(sys.executable).parent / "magray"
+    if not script.exists():
+        pytest.skip("the magray console script is not installed")
+    proc = subprocess.Popen(
+        [str(script), "memory", "--store", store, "add", str(root), "--progress-every", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until some batches are stored
+        if line.startswith("memory add: ") and " 0 chunks" not in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    kept = re.search(r"interrupted: kept (\d+) records", err)
+    assert kept, err
+    listed = CliRunner().invoke(
+        cli, ["memory", "--store", store, "list", "--limit", "10000", "--json"]
+    )
+    assert len(json.loads(listed.stdout)) == int(kept.group(1)) > 0
 
 
 @pytest.fixture(scope="module")

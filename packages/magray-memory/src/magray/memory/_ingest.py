@@ -280,12 +280,15 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "added": self.count("added"),
-            "unchanged": self.count("unchanged"),
-            "updated": self.count("updated"),
-            "skipped": self.count("skipped"),
-            "skipped_by_reason": self.skipped(),
-            "ignored": self.ignored,
+            "files": {
+                "added": self.count("added"),
+                "updated": self.count("updated"),
+                "unchanged": self.count("unchanged"),
+                "skipped": self.count("skipped"),
+                "skipped_by_reason": self.skipped(),
+                "ignored": self.ignored,
+                "each": [vars(f) for f in self.files],
+            },
             "records_added": self.records,
             "records_removed": self.removed,
             "chunks": self.chunks,
@@ -294,7 +297,6 @@ class IngestReport:
             "chunks_per_s": round(self.chunks_per_s, 2),
             "tokens_per_s": round(self.tokens_per_s, 1),
             "interrupted": self.interrupted,
-            "files": [vars(f) for f in self.files],
         }
 
 
