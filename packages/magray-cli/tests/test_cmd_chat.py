@@ -58,10 +58,11 @@ def test_forced_todo_route(ws: Path) -> None:
 
 
 def test_unknown_model_is_refused(ws: Path) -> None:
-    from magray.router import UnknownModelError
+    from magray.llm import LLMModelNotFoundError
 
     result = CliRunner().invoke(cli, ["chat", "--model", "openai/nope", "hi"])
-    assert isinstance(result.exception, UnknownModelError)
+    assert isinstance(result.exception, LLMModelNotFoundError)
+    assert result.exception.code == "llm.model_not_found"
 
 
 def test_failed_tool_exits_1(ws: Path) -> None:

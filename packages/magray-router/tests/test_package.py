@@ -67,3 +67,15 @@ def test_importing_magray_llm_does_not_import_the_router() -> None:
     code = "import sys, magray.llm; print(any(m.startswith('magray.router') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unknown_model_error_is_the_llm_model_not_found_error() -> None:
+    import pytest
+
+    import magray.router
+    from magray.llm import LLMModelNotFoundError
+
+    with pytest.warns(DeprecationWarning, match="LLMModelNotFoundError"):
+        assert magray.router.UnknownModelError is LLMModelNotFoundError
+    with pytest.raises(AttributeError):
+        magray.router.Nope  # noqa: B018

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from magray.router import EmptyRequestError, Event, EventKind, Route, UnknownModelError
+from magray.common.errors import NotFoundError
+from magray.llm import LLMModelNotFoundError
+from magray.router import EmptyRequestError, Event, EventKind, Route
 
 from .conftest import loopback
 
@@ -295,8 +297,10 @@ def test_todo_done_refuses_an_ambiguous_title(make_router) -> None:
 
 def test_unknown_model_is_refused(make_router, llm_server) -> None:
     router = make_router(api_base=llm_server.api_base, memory=False)
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(LLMModelNotFoundError, match="is not configured") as info:
         router.use_model("openai/nope")
+    assert isinstance(info.value, NotFoundError)  # one "model not found" error: exit code 3
+    assert info.value.code == "llm.model_not_found"
     router.use_model("openai/test-model")
     assert router.model == "openai/test-model"
 

@@ -5,7 +5,7 @@
     MagrayError
     └── LLMError                        "llm"
         ├── LLMAuthError                "llm.auth"              bad or missing API key
-        ├── LLMModelNotFoundError       "llm.model_not_found"   unknown model or provider
+        ├── LLMModelNotFoundError       "llm.model_not_found"   unknown or unconfigured model
         ├── LLMRateLimitError           "llm.rate_limit"        429 (retriable)
         ├── LLMContextWindowError       "llm.context_window"    prompt too long for the model
         ├── LLMConnectionError          "llm.network"           server unreachable (retriable)
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from magray.common.errors import ConfigError, LLMError
+from magray.common.errors import ConfigError, LLMError, NotFoundError
 
 __all__ = [
     "LLMAuthError",
@@ -45,8 +45,12 @@ class LLMAuthError(LLMError):
     code = "llm.auth"
 
 
-class LLMModelNotFoundError(LLMError):
-    """The model or its provider is unknown."""
+class LLMModelNotFoundError(LLMError, NotFoundError):
+    """The model or its provider is unknown, or a model asked for by name is not configured.
+
+    magray's one "model not found" error for language models (also a ``NotFoundError``:
+    exit code 3 in the CLI); magray-router raises it for ``/model NAME`` too.
+    """
 
     code = "llm.model_not_found"
 

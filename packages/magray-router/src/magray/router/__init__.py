@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 from importlib.metadata import version as _version
+from typing import Any
 
 from magray.router._mcp import build_mcp_server, serve_stdio
 from magray.router._plan import validate_plan
@@ -36,12 +37,7 @@ from magray.router._types import (
     StepResult,
     ToolOutcome,
 )
-from magray.router.errors import (
-    EmptyRequestError,
-    PlanFailedError,
-    PlanInvalidError,
-    UnknownModelError,
-)
+from magray.router.errors import EmptyRequestError, PlanFailedError, PlanInvalidError
 
 __version__ = _version("magray-router")
 
@@ -74,5 +70,11 @@ __all__ = [
     "EmptyRequestError",
     "PlanFailedError",
     "PlanInvalidError",
-    "UnknownModelError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated names (``UnknownModelError``, see :mod:`magray.router.errors`)."""
+    from magray.router import errors
+
+    return getattr(errors, name)

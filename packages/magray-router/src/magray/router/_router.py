@@ -26,7 +26,7 @@ from magray.router._types import (
     Route,
     ToolOutcome,
 )
-from magray.router.errors import EmptyRequestError, PlanInvalidError, UnknownModelError
+from magray.router.errors import EmptyRequestError, PlanInvalidError
 
 if TYPE_CHECKING:
     from magray.common.settings import Settings
@@ -218,11 +218,13 @@ class Router:
         """Answer with ``name`` only (``None``: the configured chain with fallbacks).
 
         Raises:
-            UnknownModelError: ``name`` is not configured.
+            LLMModelNotFoundError: ``name`` is not configured.
         """
         if name is not None and name not in self.models():
             known = ", ".join(self.models()) or "none (no-LLM mode)"
-            raise UnknownModelError(
+            from magray.llm import LLMModelNotFoundError
+
+            raise LLMModelNotFoundError(
                 f"model {name!r} is not configured (configured: {known})",
                 hint="add it with `magray config set llm.model NAME` or under [llm.models]",
             )
