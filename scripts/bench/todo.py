@@ -4,7 +4,7 @@
 Usage::
 
     .venv/bin/python scripts/bench/todo.py [--tasks 10000] [--max-deps 3] [--workers 4]
-                                           [--seed 8] [--json]
+                                           [--chain 20000] [--seed 8] [--json]
 
 The DAG: task i depends on up to --max-deps tasks drawn from the 200 tasks
 before it (so chains are long, like real plans, and the ready set starts
@@ -15,6 +15,13 @@ time, and the CPU time of this process, which is less sensitive to a busy
 machine):
 claiming, recording outcomes and promoting dependents, in SQLite
 transactions.
+
+"chain" builds a --chain-task chain (each task depends on the one before),
+fails its first task (blocking the rest), retries it (re-opening the rest),
+cancels and retries it again. Meanwhile a second process takes and releases
+the write lock (``BEGIN IMMEDIATE``) every few milliseconds and reports the
+longest it had to wait: how long a cascade keeps every other writer (such as
+another process's ``todo add``) out.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ def main() -> int:
     parser.add_argument("--max-deps", type=int, default=3)
     parser.add_argument("--window", type=int, default=200)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--chain", type=int, default=20_000, help="0 skips the chain steps")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -156,6 +164,12 @@ def main() -> int:
             )
             fresh.close()
 
+        # 5. cascades over a long chain, with another process waiting for the write lock
+        if args.chain:
+            chain_rows, chain_results = chain_cascades(Path(tmp) / "chain.db", args.chain)
+            rows += chain_rows
+            results.update(chain_results)
+
     results["python"] = platform.python_version()
     results["machine"] = platform.machine()
     if args.json:
@@ -168,6 +182,108 @@ def main() -> int:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")
     _ = TaskSpec  # imported above so a broken install fails before the long work
     return 0
+
+
+PROBE = """
+import os, sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], timeout=120, isolation_level=None)
+print("ready", flush=True)
+longest, rounds = 0.0, 0
+while not os.path.exists(sys.argv[2]):
+    start = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("COMMIT")
+    longest = max(longest, time.perf_counter() - start)
+    rounds += 1
+    time.sleep(0.002)
+print(longest, rounds, flush=True)
+"""
+
+
+class LockProbe:
+    """A second process that takes the write lock over and over, timing each wait."""
+
+    def __init__(self, db: Path) -> None:
+        import subprocess
+
+        self.stop = db.with_name(db.name + ".probe-stop")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(db), str(self.stop)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.rounds = 0
+
+    def close(self) -> float:
+        self.stop.touch()
+        out, _ = self.proc.communicate(timeout=300)
+        longest, rounds = out.split()
+        self.rounds = int(rounds)
+        return float(longest)
+
+
+def chain_cascades(path: Path, n: int) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    from magray.todo import TaskSpec, TodoStore
+
+    rows: list[tuple[str, str, str]] = []
+    results: dict[str, Any] = {"chain": n}
+    with TodoStore(path) as store:
+        specs = [TaskSpec(f"step {i}") for i in range(n)]
+        first = store.add_many(specs, edges=[(i, i - 1) for i in range(1, n)])[0].id
+        holds = hold_timer(store)
+        probe = LockProbe(path)
+        for step, call in (
+            ("fail", lambda: store.fail(first)),
+            ("retry", lambda: store.retry(first)),
+            ("cancel", lambda: store.cancel(first)),
+            ("retry_after_cancel", lambda: store.retry(first)),
+        ):
+            time.sleep(0.3)  # let the probe in between steps, so it times one step's hold
+            holds.clear()
+            seconds, changes = timed(call)
+            assert len(changes) == n, (step, len(changes))
+            results[f"chain_{step}_s"] = seconds
+            results[f"chain_{step}_hold_s"] = max(holds)
+            rows.append(
+                (
+                    f"chain of {n:,}: {step.replace('_', ' ')}",
+                    f"{seconds:.2f} s",
+                    f"{n:,} changes; write lock held {max(holds) * 1000:.0f} ms",
+                )
+            )
+        time.sleep(0.3)
+        longest = probe.close()
+        assert store.counts()["pending"] == n - 1
+    results["chain_longest_lock_wait_s"] = longest
+    results["chain_probe_rounds"] = probe.rounds
+    rows.append(
+        (
+            "longest wait of another writer",
+            f"{longest * 1000:.0f} ms",
+            f"BEGIN IMMEDIATE from a second process, {probe.rounds:,} times during the steps",
+        )
+    )
+    return rows, results
+
+
+def hold_timer(store: Any) -> list[float]:
+    """Record how long each write transaction of ``store`` holds the lock (BEGIN to commit)."""
+    import contextlib
+
+    holds: list[float] = []
+    write = store._write
+
+    @contextlib.contextmanager
+    def timed_write() -> Any:
+        with write() as conn:  # BEGIN IMMEDIATE has run: the lock is held
+            start = time.perf_counter()
+            yield conn
+        holds.append(time.perf_counter() - start)  # committed
+
+    store._write = timed_write
+    return holds
 
 
 async def _anoop(_task: Any) -> None:

@@ -156,9 +156,14 @@ def test_run_executes_actions_and_leaves_manual_tasks(
 
 
 def test_run_fails_on_a_broken_action(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magray.todo import Action, TodoStore
+
     monkeypatch.chdir(tmp_path)
     db = str(tmp_path / "t.db")
-    bad = ok("--db", db, "add", "bad", "--action", "no_such_tool")
+    # The CLI refuses unknown tools; a task stored through the library (or whose
+    # plugin was uninstalled since) still fails cleanly at run time.
+    with TodoStore(db) as store:
+        bad = store.add("bad", action=Action("no_such_tool")).to_dict()
     result = todo("--db", db, "run")
     assert result.exit_code == 1
     assert "1 failed" in result.output
@@ -194,3 +199,69 @@ def test_errors_are_one_line_with_hints(tmp_path: Path, run_magray: Any) -> None
     proc = run_magray("todo", "--db", db, "add", "c", "--action", "x", "--args", "{oops")
     assert proc.returncode == 2
     assert proc.stderr.startswith("error[todo.invalid]: --args is not valid JSON")
+
+
+def test_add_refuses_an_unknown_tool_with_did_you_mean(tmp_path: Path) -> None:
+    from magray.todo import TodoInputError
+
+    def refused(*args: str) -> TodoInputError:
+        result = todo("--db", db, *args)
+        assert isinstance(result.exception, TodoInputError), result.output
+        return result.exception
+
+    db = str(tmp_path / "t.db")
+    typo = refused("add", "x", "--action", "shell_rnu")
+    assert typo.message == "--action: no tool named 'shell_rnu'"
+    assert (typo.hint or "").startswith("did you mean shell_run?")
+    unknown = refused("add", "x", "--action", "nonexistent_tool")
+    assert "file_read" in (unknown.hint or "")  # no close match: the hint lists the tools
+    bad_args = refused("add", "x", "--action", "file_read", "--args", '{"pth": "a"}')
+    assert "--args for file_read: path: Field required" in bad_args.message
+    assert ok("--db", db, "list", "--all") == []  # nothing was stored
+    a = ok("--db", db, "add", "a")["id"]
+    edit = refused("edit", str(a), "--action", "git_stauts")
+    assert (edit.hint or "").startswith("did you mean git_status?")
+    assert ok("--db", db, "show", str(a))["action"] is None
+
+
+def test_unknown_tool_error_through_the_installed_cli(tmp_path: Path, run_magray: Any) -> None:
+    proc = run_magray("todo", "--db", str(tmp_path / "t.db"), "add", "x", "--action", "shell_rnu")
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "error[todo.invalid]: --action: no tool named 'shell_rnu'"
+    assert lines[1].startswith("hint: did you mean shell_run?")
+
+
+@pytest.mark.parametrize("n", [1000, 5000])
+def test_tree_of_a_long_chain_prints_every_task(tmp_path: Path, n: int) -> None:
+    from magray.todo import TaskSpec, TodoStore
+
+    db = str(tmp_path / "t.db")
+    with TodoStore(db) as store:
+        store.add_many(
+            [TaskSpec(f"step {i}") for i in range(n)], edges=[(i, i - 1) for i in range(1, n)]
+        )
+    result = todo("--db", db, "list", "--tree")
+    assert result.exit_code == 0, result.exception
+    lines = result.output.splitlines()
+    assert len(lines) == n + 1  # every task once, then the summary
+    assert lines[0] == "#1 ready step 0"
+    assert lines[1] == "└── #2 pending step 1"
+    assert lines[n - 1].endswith(f"↳ [{n - 1}] #{n} pending step {n - 1}")
+    assert [int(line.split("#")[1].split()[0]) for line in lines[:n]] == list(range(1, n + 1))
+
+
+def test_tree_shows_a_shared_dependent_under_each_parent_once_expanded(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    a = ok("--db", db, "add", "a")["id"]
+    b = ok("--db", db, "add", "b")["id"]
+    c = ok("--db", db, "add", "c", "--after", str(a), "--after", str(b))["id"]
+    ok("--db", db, "add", "d", "--after", str(c))
+    lines = todo("--db", db, "list", "--tree").output.splitlines()
+    assert lines[:5] == [
+        "#1 ready a",
+        "└── #3 pending c",
+        "    └── #4 pending d",
+        "#2 ready b",
+        "└── #3 pending c  (shown above)",
+    ]

@@ -17,11 +17,12 @@ counters current without re-reading the database. Rules:
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
 from magray.todo._model import TRANSITIONS, Status
 from magray.todo.errors import InvalidTransitionError, TaskNotFoundError
@@ -30,6 +31,7 @@ __all__ = ["Change", "FailurePolicy"]
 
 FailurePolicy = Literal["block", "skip"]
 S = Status
+_STATUS = {s.value: s for s in Status}  # a dict lookup is much faster than Status(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,19 @@ def status_of(conn: Connection, task_id: int) -> tuple[Status, int | None]:
     return Status(row[0]), row[1]
 
 
+def _ids(values: Iterable[int]) -> str:
+    """A list of ids as one JSON parameter (``IN (SELECT value FROM json_each(:ids))``).
+
+    One bound parameter whatever the length, so no statement hits SQLite's
+    limit on variables (32,766) however large the graph.
+    """
+    return json.dumps([int(v) for v in values])
+
+
+_IN_IDS = "IN (SELECT value FROM json_each(:ids))"
+_HOLDING = "('blocked', 'skipped', 'cancelled')"  # statuses that name a cause
+
+
 def set_status(
     conn: Connection,
     ids: Sequence[int],
@@ -84,16 +99,22 @@ def set_status(
     if not ids:
         return
     sets = ["status = :status", "updated = :now", "cause = :cause"]
-    params: dict[str, Any] = {"status": new.value, "now": now, "cause": cause, "ids": list(ids)}
+    params: dict[str, Any] = {"status": new.value, "now": now, "cause": cause, "ids": _ids(ids)}
     if finished:
         sets.append("finished = :now")
     for key, value in (extra or {}).items():
         sets.append(f"{key} = :x_{key}")
         params[f"x_{key}"] = value
-    stmt = text(f"UPDATE todo_task SET {', '.join(sets)} WHERE id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
+    conn.execute(text(f"UPDATE todo_task SET {', '.join(sets)} WHERE id {_IN_IDS}"), params)
+
+
+_DOWN = """
+    WITH RECURSIVE down(id) AS (
+        SELECT task_id FROM todo_dependency WHERE depends_on {roots}
+        UNION
+        SELECT d.task_id FROM todo_dependency d JOIN down ON d.depends_on = down.id
     )
-    conn.execute(stmt, params)
+"""
 
 
 def descendants(conn: Connection, roots: Iterable[int]) -> list[tuple[int, Status]]:
@@ -102,23 +123,21 @@ def descendants(conn: Connection, roots: Iterable[int]) -> list[tuple[int, Statu
     if not roots:
         return []
     stmt = text(
-        """
-        WITH RECURSIVE down(id) AS (
-            SELECT task_id FROM todo_dependency WHERE depends_on IN :roots
-            UNION
-            SELECT d.task_id FROM todo_dependency d JOIN down ON d.depends_on = down.id
-        )
-        SELECT t.id, t.status FROM todo_task t JOIN down ON t.id = down.id
-        """
-    ).bindparams(bindparam("roots", expanding=True))
-    return [(int(r[0]), Status(r[1])) for r in conn.execute(stmt, {"roots": roots})]
+        _DOWN.format(roots=_IN_IDS)
+        + "SELECT t.id, t.status FROM todo_task t JOIN down ON t.id = down.id"
+    )
+    return [(int(r[0]), _STATUS[r[1]]) for r in conn.execute(stmt, {"ids": _ids(roots)})]
+
+
+def _held(policy: FailurePolicy) -> Status:
+    return S.BLOCKED if policy == "block" else S.SKIPPED
 
 
 def cascade_failure(
     conn: Connection, roots: Sequence[int], cause: int, policy: FailurePolicy, now: float
 ) -> list[Change]:
     """Block (or skip) every pending/ready descendant of ``roots``."""
-    new = S.BLOCKED if policy == "block" else S.SKIPPED
+    new = _held(policy)
     hit = [(i, s) for i, s in descendants(conn, roots) if s in (S.PENDING, S.READY)]
     set_status(conn, [i for i, _ in hit], new, now, cause=cause)
     return [Change(i, s, new) for i, s in hit]
@@ -136,114 +155,194 @@ def promote(conn: Connection, finished_ids: Sequence[int], now: float) -> list[C
     if not finished_ids:
         return []
     stmt = text(
-        """
+        f"""
         UPDATE todo_task SET status = 'ready', updated = :now
         WHERE status = 'pending'
-          AND id IN (SELECT task_id FROM todo_dependency WHERE depends_on IN :ids)
+          AND id IN (SELECT task_id FROM todo_dependency WHERE depends_on {_IN_IDS})
           AND NOT EXISTS (
               SELECT 1 FROM todo_dependency d JOIN todo_task t2 ON t2.id = d.depends_on
               WHERE d.task_id = todo_task.id AND t2.status != 'done'
           )
         RETURNING id
         """
-    ).bindparams(bindparam("ids", expanding=True))
-    rows = conn.execute(stmt, {"ids": list(finished_ids), "now": now}).all()
+    )
+    rows = conn.execute(stmt, {"ids": _ids(finished_ids), "now": now}).all()
     return [Change(int(r[0]), S.PENDING, S.READY) for r in rows]
 
 
-def settle(conn: Connection, ids: Iterable[int], policy: FailurePolicy, now: float) -> list[Change]:
+# One row per (candidate, dependency): the candidate's status and the dependency's.
+_SETTLE_ROWS = text(
+    f"""
+    SELECT t.id, t.status, d.depends_on, p.status, p.cause
+    FROM todo_task t
+    LEFT JOIN todo_dependency d ON d.task_id = t.id
+    LEFT JOIN todo_task p ON p.id = d.depends_on
+    WHERE t.id {_IN_IDS}
+    ORDER BY t.id, d.depends_on
+    """
+)
+
+# Every edge below the roots: (parent, child, child's status).
+_BELOW = text(
+    _DOWN.format(roots=_IN_IDS)
+    + """
+    , region(id) AS (SELECT value FROM json_each(:ids) UNION SELECT id FROM down)
+    SELECT d.depends_on, d.task_id, t.status
+    FROM region JOIN todo_dependency d ON d.depends_on = region.id
+    JOIN todo_task t ON t.id = d.task_id
+    """
+)
+
+_Dep = tuple[int, Status, int | None]
+
+
+def settle(
+    conn: Connection,
+    ids: Iterable[int],
+    policy: FailurePolicy,
+    now: float,
+    *,
+    reopened: Iterable[int] = (),
+) -> list[Change]:
     """Recompute pending/ready/blocked for ``ids`` from their dependencies.
 
-    Only tasks currently ``pending`` or ``ready`` are touched; they are visited
-    in topological order, so a task sees its dependencies' settled status.
+    Only tasks currently ``pending`` or ``ready`` are touched, and those in
+    ``reopened`` (held or cancelled tasks being re-opened: they settle as if
+    pending, and their ``finished`` time is cleared). Set-based: one query
+    reads the candidates with their dependencies' statuses, the new statuses
+    are computed in topological order in memory (a task sees its
+    dependencies' settled status), and one ``UPDATE`` per resulting
+    ``(status, cause)`` writes them. A task that becomes blocked (or
+    skipped) blocks its pending/ready descendants too, with the same cause.
     """
-    ids = list(dict.fromkeys(ids))
+    again = set(reopened)
+    ids = list(dict.fromkeys([*ids, *again]))
     if not ids:
         return []
-    changes: list[Change] = []
-    for task_id in topo_order(conn, ids):
-        old, _ = status_of(conn, task_id)
-        if old not in (S.PENDING, S.READY):
+    held = _held(policy)
+    old: dict[int, Status] = {}
+    deps: dict[int, list[_Dep]] = {}
+    for task_id, stored, dep, dep_status, dep_cause in conn.execute(
+        _SETTLE_ROWS, {"ids": _ids(ids)}
+    ):
+        status = _STATUS[stored]
+        if status not in (S.PENDING, S.READY) and task_id not in again:
             continue
-        deps = conn.execute(
-            text(
-                "SELECT t.id, t.status, t.cause FROM todo_dependency d "
-                "JOIN todo_task t ON t.id = d.depends_on WHERE d.task_id = :id"
-            ),
-            {"id": task_id},
-        ).all()
+        old.setdefault(task_id, status)
+        found = deps.setdefault(task_id, [])
+        if dep is not None:
+            found.append((dep, _STATUS[dep_status], dep_cause))
+    state: dict[int, tuple[Status, int | None]] = {}
+    roots: list[int] = []
+    for task_id in _topo(old, deps):
         new, cause = S.READY, None
-        for dep_id, dep_status, dep_cause in deps:
-            status = Status(dep_status)
+        for dep, dep_status, dep_cause in deps[task_id]:
+            status, via = state.get(dep, (dep_status, dep_cause))
             if status in (S.FAILED, S.CANCELLED):
-                new, cause = (S.BLOCKED if policy == "block" else S.SKIPPED), int(dep_id)
+                new, cause = held, dep
                 break
             if status in (S.BLOCKED, S.SKIPPED):
-                new = S.BLOCKED if policy == "block" else S.SKIPPED
-                cause = int(dep_cause) if dep_cause is not None else int(dep_id)
+                new, cause = held, via if via is not None else dep
                 break
             if status is not S.DONE:
                 new = S.PENDING
-        if new is old:
-            continue
-        set_status(conn, [task_id], new, now, cause=cause)
-        changes.append(Change(task_id, old, new))
-        if new in (S.BLOCKED, S.SKIPPED) and cause is not None:
-            changes.extend(cascade_failure(conn, [task_id], cause, policy, now))
+        state[task_id] = (new, cause)
+        if new is held:
+            roots.append(task_id)
+    if roots:
+        _block_below(conn, roots, state, old, held)
+    groups: dict[tuple[Status, int | None, bool], list[int]] = {}
+    changes: list[Change] = []
+    for task_id, (new, cause) in state.items():
+        if task_id in again or new is not old[task_id]:
+            groups.setdefault((new, cause, task_id in again), []).append(task_id)
+        if new is not old[task_id]:
+            changes.append(Change(task_id, old[task_id], new))
+    for (new, cause, cleared), members in groups.items():
+        set_status(
+            conn, members, new, now, cause=cause, extra={"finished": None} if cleared else None
+        )
     return changes
 
 
-def reopen(
-    conn: Connection, causes: Iterable[int], policy: FailurePolicy, now: float
-) -> list[Change]:
-    """Re-open descendants that were blocked, skipped or cancelled by ``causes``."""
-    causes = list(causes)
-    if not causes:
-        return []
-    stmt = text(
-        "SELECT id, status FROM todo_task WHERE cause IN :causes "
-        "AND status IN ('blocked', 'skipped', 'cancelled')"
-    ).bindparams(bindparam("causes", expanding=True))
-    hit = [(int(r[0]), Status(r[1])) for r in conn.execute(stmt, {"causes": causes})]
-    ids = [i for i, _ in hit]
-    set_status(conn, ids, S.PENDING, now, extra={"finished": None})
-    changes = [Change(i, s, S.PENDING) for i, s in hit]
-    settled = {c.task_id: c for c in settle(conn, ids, policy, now)}
-    # Fold "blocked -> pending -> ready" into one change per task.
-    out = []
-    for change in changes:
-        later = settled.pop(change.task_id, None)
-        if later is None:
-            out.append(change)
-        elif later.new is not change.old:
-            out.append(Change(change.task_id, change.old, later.new))
-    return out + list(settled.values())
-
-
-def topo_order(conn: Connection, ids: Sequence[int]) -> list[int]:
-    """``ids`` sorted so that dependencies come first (Kahn's algorithm on their edges)."""
-    wanted = set(ids)
-    if len(wanted) == 1:
-        return list(wanted)
-    stmt = text(
-        "SELECT task_id, depends_on FROM todo_dependency "
-        "WHERE task_id IN :ids AND depends_on IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
-    indegree = dict.fromkeys(ids, 0)
+def _topo(nodes: dict[int, Status], deps: dict[int, list[_Dep]]) -> list[int]:
+    """``nodes`` with dependencies first (Kahn's algorithm over the edges among them)."""
+    indegree = dict.fromkeys(nodes, 0)
     children: dict[int, list[int]] = {}
-    for task_id, dep in conn.execute(stmt, {"ids": list(wanted)}):
-        indegree[task_id] += 1
-        children.setdefault(dep, []).append(task_id)
-    queue = sorted(i for i, d in indegree.items() if d == 0)
+    for task_id, found in deps.items():
+        for dep, _, _ in found:
+            if dep in indegree:
+                indegree[task_id] += 1
+                children.setdefault(dep, []).append(task_id)
+    queue = deque(i for i, d in indegree.items() if d == 0)
     order: list[int] = []
     while queue:
-        node = queue.pop()
+        node = queue.popleft()
         order.append(node)
         for child in children.get(node, ()):
             indegree[child] -= 1
             if indegree[child] == 0:
                 queue.append(child)
     return order
+
+
+def _block_below(
+    conn: Connection,
+    roots: list[int],
+    state: dict[int, tuple[Status, int | None]],
+    old: dict[int, Status],
+    held: Status,
+) -> None:
+    """Hold every pending/ready descendant of newly held ``roots`` (in ``state``).
+
+    One recursive query reads the edges below the roots; the cause spreads
+    breadth-first, so a task below several roots takes the first root's cause.
+    """
+    children: dict[int, list[int]] = {}
+    stored: dict[int, Status] = {}
+    for parent, child, status in conn.execute(_BELOW, {"ids": _ids(roots)}):
+        children.setdefault(int(parent), []).append(int(child))
+        stored[int(child)] = _STATUS[status]
+    cause = {root: state[root][1] for root in roots}
+    queue = deque(roots)
+    while queue:
+        node = queue.popleft()
+        for child in children.get(node, ()):
+            if child in cause:
+                continue
+            cause[child] = cause[node]
+            queue.append(child)
+            old.setdefault(child, stored[child])
+            current = state[child][0] if child in state else old[child]
+            if current in (S.PENDING, S.READY):
+                state[child] = (held, cause[node])
+
+
+def reopen(
+    conn: Connection, causes: Iterable[int], policy: FailurePolicy, now: float
+) -> list[Change]:
+    """Re-open descendants that were blocked, skipped or cancelled by ``causes``.
+
+    Transitively: a task held by one that is re-opened here is re-opened too
+    (a cascaded cancel can overwrite a failure that others were blocked by).
+    Each keeps its hold only if it still follows from its dependencies.
+    """
+    causes = list(causes)
+    if not causes:
+        return []
+    stmt = text(
+        f"""
+        WITH RECURSIVE hit(id) AS (
+            SELECT id FROM todo_task WHERE cause {_IN_IDS} AND status IN {_HOLDING}
+            UNION
+            SELECT t.id FROM todo_task t JOIN hit ON t.cause = hit.id
+            WHERE t.status IN {_HOLDING}
+        )
+        SELECT id FROM hit
+        """
+    )
+    hit = [int(r[0]) for r in conn.execute(stmt, {"ids": _ids(causes)})]
+    return settle(conn, (), policy, now, reopened=hit)
 
 
 def dumps(value: Any) -> str:

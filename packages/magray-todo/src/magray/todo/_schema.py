@@ -112,8 +112,15 @@ def _v1(conn: Connection) -> None:
     )
 
 
+def _v2(conn: Connection) -> None:
+    """Index ``cause``: retrying or finishing a task finds the tasks it held in one lookup."""
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_todo_task_cause ON todo_task (cause) WHERE cause IS NOT NULL"
+    )
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` takes the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -110,7 +110,48 @@ def _action(tool: str | None, args: str | None) -> Any:
     parsed = _parse_json(args, "--args") if args is not None else {}
     if not isinstance(parsed, dict):
         raise TodoInputError("--args must be a JSON object", hint="""e.g. '{"path": "x"}'""")
+    _check_tool(tool, parsed)
     return Action(tool, parsed)
+
+
+def _check_tool(name: str, args: dict[str, Any]) -> None:
+    """Refuse an action the tool registry cannot run: an unknown tool or arguments it rejects.
+
+    Checked when the task is added or edited, so a typo fails now with a
+    suggestion rather than at ``todo run``.
+    """
+    from difflib import get_close_matches
+
+    from pydantic import ValidationError
+
+    from magray.todo import TodoInputError
+    from magray.tools import ToolRegistry
+
+    registry = ToolRegistry.from_entry_points()
+    if name not in registry:
+        names = registry.names()
+        close = get_close_matches(name, names, n=3)
+        if close:
+            options = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+            hint = f"did you mean {options}? (`magray tools list` describes every tool)"
+        else:
+            hint = f"the tools are {', '.join(names)} (`magray tools list` describes them)"
+        raise TodoInputError(
+            f"--action: no tool named {name!r}",
+            hint=hint,
+            details={"tool": name, "close": close},
+        )
+    try:
+        registry.get(name).args_model.model_validate(args)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise TodoInputError(
+            f"--args for {name}: {'; '.join(problems)}",
+            hint=f"`magray tools describe {name}` shows its arguments",
+            details={"tool": name, "problems": problems},
+        ) from None
 
 
 def _print_task_line(verb: str, task: Task) -> None:
@@ -306,12 +347,17 @@ def _print_table(tasks: list[Task], deps: dict[int, list[int]]) -> None:
 
 
 def _print_tree(tasks: list[Task], edges: list[tuple[int, int]]) -> None:
-    """Each task under the tasks it depends on; one with several parents shows under each."""
+    """Each task under the tasks it depends on; one with several parents shows under each.
+
+    Rendered without recursion, so a chain of any length prints. Past a depth
+    that would leave the titles no room, lines stop indenting and carry their
+    depth instead (``↳ [57] #58 ...``).
+    """
     from rich.text import Text
-    from rich.tree import Tree
 
     from magray.cli._output import console
 
+    out = console()
     shown = {t.id: t for t in tasks}
     children: dict[int, list[int]] = {}
     has_parent: set[int] = set()
@@ -319,31 +365,38 @@ def _print_tree(tasks: list[Task], edges: list[tuple[int, int]]) -> None:
         if task_id in shown and dep in shown:
             children.setdefault(dep, []).append(task_id)
             has_parent.add(task_id)
-    root = Tree("tasks", hide_root=True)
+    max_indent = max(16, out.width - 40)  # leave the titles at least 40 columns
+    lines: list[Text] = []
     expanded: set[int] = set()
-
-    def label(task: Task, again: bool) -> Text:
-        text = Text(f"#{task.id} ")
-        text.append_text(_styled(task.status.value))
-        text.append(" ")
-        text.append(task.title)
-        if again:
-            text.append("  (shown above)", style="dim")
-        return text
-
-    def add(node: Tree, task_id: int) -> None:
+    roots = [t.id for t in tasks if t.id not in has_parent]
+    # (task, prefix of its guide, last among its siblings, depth)
+    stack: list[tuple[int, str, bool, int]] = [(r, "", True, 0) for r in reversed(roots)]
+    while stack:
+        task_id, prefix, last, depth = stack.pop()
         again = task_id in expanded
-        branch = node.add(label(shown[task_id], again))
+        if depth == 0:
+            guide, below = "", ""
+        elif len(prefix) >= max_indent:
+            guide, below = f"{prefix}↳ [{depth}] ", prefix
+        else:
+            guide = prefix + ("└── " if last else "├── ")
+            below = prefix + ("    " if last else "│   ")
+        line = Text(guide, style="dim")
+        task = shown[task_id]
+        line.append(f"#{task.id} ")
+        line.append_text(_styled(task.status.value))
+        line.append(" ")
+        line.append(task.title)
         if again:
-            return
+            line.append("  (shown above)", style="dim")
+        lines.append(line)
+        if again:
+            continue
         expanded.add(task_id)
-        for child in children.get(task_id, []):
-            add(branch, child)
-
-    for task in tasks:
-        if task.id not in has_parent:
-            add(root, task.id)
-    console().print(root)
+        kids = children.get(task_id, [])
+        for index in range(len(kids) - 1, -1, -1):
+            stack.append((kids[index], below, index == len(kids) - 1, depth + 1))
+    out.print(Text("\n").join(lines), soft_wrap=True)
 
 
 @todo.command("show")
