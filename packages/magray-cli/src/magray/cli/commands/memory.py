@@ -1088,3 +1088,6 @@ def memory_migrate(app: AppContext, dest: str, source: str | None, batch_size: i
             "were found in the destination",
             hint="run the same migrate again (it skips what is there); check the server logs",
         )
+
+
+memory.add_command(__import__("magray.cli.commands.memory_check", fromlist=["_"]).memory_check)
