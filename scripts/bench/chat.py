@@ -5,33 +5,29 @@ Usage::
 
     .venv/bin/python scripts/bench/chat.py [--runs 5]
 
-Figures, side by side in one run:
+Figures, side by side in one run (the cold ones interleaved run by run, so the load
+of a shared machine hits every variant alike):
 
-- **cold CLI, memory off**: from spawning `magray chat --no-memory "..."` to the
-  first byte of the streamed answer on its stdout (interpreter, imports including
-  litellm, settings, routing, the HTTP request, the first SSE chunk);
-- **cold CLI, memory on**: the same with memory as context (a store holding a few
-  records: open it, embed the question with the default embedder, search), the
-  path a user gets by default;
-- each cold figure twice, interleaved run by run: as shipped (sequential: litellm
-  is imported at the first LLM call) and overlapped (the same CLI with
-  ``Router.warm_up()`` called as the router opens, so litellm imports in a
-  background thread during routing and memory retrieval), so the gain of the
-  overlap is measured under the same machine load;
-- **import litellm**: a bare interpreter importing litellm: the floor a cold
-  one-shot cannot go below while it needs litellm;
+- **python -c pass**: the interpreter's own start-up, the floor of any cold command;
+- **cold CLI, direct transport**: from spawning `magray chat --plain "..."` to the
+  first byte of the streamed answer on its stdout (interpreter, imports, settings,
+  routing, the HTTP request over httpx, the first SSE chunk), as shipped: an
+  ``openai/...`` model is served by the direct transport and litellm is never imported;
+- **cold CLI, litellm transport**: the same with ``MAGRAY_LLM__TRANSPORT=litellm``
+  (litellm's import and its first-call set-up on the path);
+- each cold figure with memory off (``--no-memory``) and on (a store holding three
+  records: open it, embed the question with the default embedder, search);
+- **import litellm**: a bare interpreter importing litellm (the floor of the litellm path);
 - **warm router**: an in-process :class:`magray.router.Router` that has already
-  answered once, from ``ask()`` to its first ``token`` event (routing plus one
-  streamed request), with memory context on (a real embedder and store).
+  answered once, from ``ask()`` to its first ``token`` event (memory on).
 
-The stub is the loopback server of the router's tests; it answers at once, so
-the numbers are magray's own overhead, not a model's.
+The stub (:mod:`magray.llm.testing`) answers at once, so the numbers are magray's own
+overhead, not a model's.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -47,18 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _loopback() -> Any:
-    path = ROOT / "packages" / "magray-router" / "tests" / "loopback.py"
-    spec = importlib.util.spec_from_file_location("magray_router_loopback", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _env(api_base: str, home: str) -> dict[str, str]:
+def _env(api_base: str, home: str, transport: str = "auto") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAGRAY_")}
     env.update(
         {
@@ -66,6 +51,7 @@ def _env(api_base: str, home: str) -> dict[str, str]:
             "MAGRAY_LLM__MODEL": "openai/bench-model",
             "MAGRAY_LLM__API_BASE": api_base,
             "OPENAI_API_KEY": "sk-bench",
+            "MAGRAY_LLM__TRANSPORT": transport,
         }
     )
     return env
@@ -76,14 +62,6 @@ _FACTS = [
     "The staging database is called orca and runs PostgreSQL 16.",
     "Release notes are written on the Friday before a release.",
 ]
-
-
-_OVERLAP = (
-    "import sys; from magray.router import Router\n"
-    "def enter(self):\n    self.warm_up()\n    return self\n"
-    "Router.__enter__ = enter\n"
-    "from magray.cli import main; sys.argv[0] = 'magray'; sys.exit(main())"
-)
 
 
 def _first_byte(cmd: list[str], env: dict[str, str]) -> float:
@@ -100,25 +78,34 @@ def _first_byte(cmd: list[str], env: dict[str, str]) -> float:
     return (first - start) * 1000
 
 
+TRANSPORTS = ("auto", "litellm")
+
+
 def cold_cli(api_base: str, runs: int, *, memory: bool) -> dict[str, list[float]]:
-    """Cold one-shot runs as shipped (sequential) and with the overlap, interleaved so
-    that the load of a shared machine hits both alike."""
+    """Cold one-shot runs per transport, and `python -c pass`, interleaved run by run."""
     script = str(Path(sys.executable).parent / "magray")
-    samples: dict[str, list[float]] = {"overlap": [], "sequential": []}
+    samples: dict[str, list[float]] = {"pass": [], **{t: [] for t in TRANSPORTS}}
     with tempfile.TemporaryDirectory() as home:
-        env = _env(api_base, home)
         if memory:
             for fact in _FACTS:
                 subprocess.run(
-                    [script, "memory", "add", fact], env=env, check=True, capture_output=True
+                    [script, "memory", "add", fact],
+                    env=_env(api_base, home),
+                    check=True,
+                    capture_output=True,
                 )
         args = ["chat", "--plain", "what is the staging database?"]
         if not memory:
             args.insert(1, "--no-memory")
-        _first_byte([script, *args], env)  # warms the page cache; not counted
+        for transport in TRANSPORTS:  # warms the page cache; not counted
+            _first_byte([script, *args], _env(api_base, home, transport))
         for _ in range(runs):
-            samples["sequential"].append(_first_byte([script, *args], env))
-            samples["overlap"].append(_first_byte([sys.executable, "-c", _OVERLAP, *args], env))
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], check=True)  # spawn to exit
+            samples["pass"].append((time.perf_counter() - started) * 1000)
+            for transport in TRANSPORTS:
+                env = _env(api_base, home, transport)
+                samples[transport].append(_first_byte([script, *args], env))
     return samples
 
 
@@ -168,9 +155,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    loopback = _loopback()
-    with loopback.LoopbackLLM() as server:
-        server.responder = lambda body: loopback.text("Hello from the stub, streamed in chunks.")
+    from magray.llm.testing import LoopbackLLM, text
+
+    with LoopbackLLM() as server:
+        server.responder = lambda body: text("Hello from the stub, streamed in chunks.")
         cold = cold_cli(server.api_base, args.runs, memory=False)
         cold_mem = cold_cli(server.api_base, args.runs, memory=True)
         imports = litellm_import(args.runs)
@@ -182,12 +170,16 @@ def main() -> int:
     )
     print("| path | p50 ms | mean ms | min ms | max ms |")
     print("|---|---:|---:|---:|---:|")
-    print(row("cold CLI, memory on, sequential (as shipped)", cold_mem["sequential"]))
-    print(row("cold CLI, memory on, litellm import overlapped", cold_mem["overlap"]))
-    print(row("cold CLI, --no-memory, sequential (as shipped)", cold["sequential"]))
-    print(row("cold CLI, --no-memory, overlapped", cold["overlap"]))
-    print(row("floor: python -c 'import litellm; print()'", imports))
+    print(row("python -c pass (interpreter start-up)", cold["pass"] + cold_mem["pass"]))
+    print(row("cold CLI, --no-memory, direct transport (as shipped)", cold["auto"]))
+    print(row("cold CLI, --no-memory, litellm transport", cold["litellm"]))
+    print(row("cold CLI, memory on, direct transport (as shipped)", cold_mem["auto"]))
+    print(row("cold CLI, memory on, litellm transport", cold_mem["litellm"]))
+    print(row("floor of the litellm path: python -c 'import litellm; print()'", imports))
     print(row("warm router: ask() → first token (memory on)", warm))
+    bare = statistics.median(cold["pass"] + cold_mem["pass"])
+    gap = statistics.median(cold["auto"]) - bare
+    print(f"direct transport, --no-memory: first token {gap:.0f} ms after python -c pass (p50)")
     print(
         json.dumps(
             {"cold_ms": cold, "cold_memory_ms": cold_mem, "import_ms": imports, "warm_ms": warm}

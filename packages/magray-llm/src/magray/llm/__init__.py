@@ -8,7 +8,9 @@ Example::
     reply = client.complete("Say hi in one word")
     print(reply.text, reply.usage.total_tokens)
 
-litellm is imported on the first call, never by ``import magray.llm``.
+OpenAI-compatible models (``openai/...``, ``local/...``) are called directly over
+HTTP; litellm serves the other providers and several deployments, and is imported only
+by a call that needs it, never by ``import magray.llm``.
 
 The routing agents (intent, tool selection, parameter extraction, planning, their
 coordinator and evaluation) moved to :mod:`magray.router.rules` after 0.1.0: routing
