@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Create ``.venv`` and install every magray package into it, editable.
+"""Create ``.venv`` and install every magray package into it, editable: the zero-install path.
 
 Usage::
 
     python3 scripts/bootstrap.py          # the packages (what `magray` needs)
-    python3 scripts/bootstrap.py --dev    # plus the dev tools from [dependency-groups].dev
+    python3 scripts/bootstrap.py --dev    # plus test extras, the example plugin and the dev tools
 
-It uses only the standard library and plain ``pip``, so it works on a fresh
-machine with Python 3.11+ and whatever package index pip is configured for.
+It needs only Python 3.11+ and pip, and reads what to install from the root
+pyproject.toml: the members of hatch's default environment
+(``[tool.hatch.envs.default] workspace.members``) and the ``dev`` dependency group.
+With hatch installed, ``hatch shell`` / ``hatch run check`` build the same
+environment from the same list; this script is the way without hatch.
 """
 
 from __future__ import annotations
@@ -20,6 +23,24 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def requirements(*, dev: bool) -> list[str]:
+    """pip arguments: ``-e member[features]`` per workspace member (+ ``--group dev``)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    members = config["tool"]["hatch"]["envs"]["default"]["workspace"]["members"]
+    args: list[str] = []
+    for member in members:
+        path, features = (member, []) if isinstance(member, str) else (
+            member["path"], member.get("features", [])
+        )  # fmt: skip
+        if not dev and not path.startswith("packages/"):
+            continue  # examples are for the test suite
+        extras = f"[{','.join(features)}]" if dev and features else ""
+        args += ["-e", f"{ROOT / path}{extras}"]
+    if dev:
+        args += ["--group", f"{ROOT / 'pyproject.toml'}:dev"]
+    return args
 
 
 def main() -> int:
@@ -36,34 +57,14 @@ def main() -> int:
     python = env_dir / "bin" / "python"
     if not python.exists():
         print(f"creating {env_dir}")
-        venv.EnvBuilder(with_pip=True, upgrade_deps=False).create(env_dir)
+        venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
-    # A recent pip understands PEP 660 editables and namespace packages well.
-    subprocess.run([*pip, "install", "-q", "--upgrade", "pip>=24"], check=True)
-
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    workspace = config["tool"]["magray"]["workspace"]
-    members = workspace["members"]
-    cmd = [*pip, "install", "-q"]
-    for member in members:
-        extras = _extras(ROOT / member, workspace.get("dev-extras", {}).get(member, []))
-        cmd += ["-e", f"{ROOT / member}{extras if args.dev else ''}"]
-    if args.dev:
-        for example in workspace.get("examples", []):
-            cmd += ["-e", str(ROOT / example)]
-        cmd += config["dependency-groups"]["dev"]
-    print("installing", ", ".join(Path(m).name for m in members), "+ dev tools" if args.dev else "")
-    subprocess.run(cmd, check=True)
+    # pip 25.1 reads dependency groups (--group); PEP 660 editables of namespace packages.
+    subprocess.run([*pip, "install", "-q", "--upgrade", "pip>=25.1"], check=True)
+    print("installing the magray packages", "+ dev tools" if args.dev else "", flush=True)
+    subprocess.run([*pip, "install", "-q", *requirements(dev=args.dev)], check=True)
     print(f"done: {env_dir / 'bin' / 'magray'}")
     return 0
-
-
-def _extras(member: Path, wanted: list[str]) -> str:
-    """``[a,b]``: the member's ``test`` extra if it declares one, plus ``wanted``."""
-    project = tomllib.loads((member / "pyproject.toml").read_text()).get("project", {})
-    declared = project.get("optional-dependencies", {})
-    extras = [e for e in ("test", *wanted) if e in declared]
-    return f"[{','.join(extras)}]" if extras else ""
 
 
 if __name__ == "__main__":
