@@ -33,7 +33,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import mmap
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +59,6 @@ __all__ = [
 FLAT = "flat"
 HNSW = "hnsw"
 MANIFEST_FORMAT = 2  # 2: checksums and the database tip
-_CHUNK = 4 * 1024 * 1024
 
 
 class IndexLoadError(Exception):
@@ -73,14 +74,18 @@ class IndexLoadError(Exception):
 
 
 def file_digest(path: Path) -> str:
-    """The xxh3-64 hex digest of a file's bytes (read in 4 MB chunks)."""
-    digest = xxhash.xxh3_64()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        while size := handle.readinto(buffer):
-            digest.update(view[:size])
-    return digest.hexdigest()
+    """The xxh3-64 hex digest of a file's bytes.
+
+    The file is memory-mapped and hashed in place (no copy into Python; xxhash releases
+    the GIL, so another thread may read the same file meanwhile): about twice the speed of
+    chunked ``read`` calls.
+    """
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return xxhash.xxh3_64_hexdigest(b"")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return xxhash.xxh3_64_hexdigest(mapped)
 
 
 class HashingWriter:
@@ -108,6 +113,13 @@ class HashingWriter:
 def _manifest_digest(raw: Mapping[str, Any]) -> str:
     body = {key: value for key, value in raw.items() if key != "checksum"}
     return xxhash.xxh3_64_hexdigest(json.dumps(body, sort_keys=True).encode("utf-8"))
+
+
+def _verify_into(path: Path, expected: Any, failures: list[IndexLoadError]) -> None:
+    try:
+        _verify(path, expected)
+    except IndexLoadError as exc:
+        failures.append(exc)
 
 
 def _verify(path: Path, expected: Any) -> None:
@@ -566,14 +578,29 @@ class IndexFiles:
         for name, info in manifest.layers.items():
             index_path = self.dir / info["index"]
             state_path = self.dir / info["state"]
-            _verify(index_path, info.get("index_xxh3"))
             _verify(state_path, info.get("state_xxh3"))
+            # The index file is hashed in a thread while faiss reads it (both release the
+            # GIL): on an idle second core the check costs no wall-clock time. The index is
+            # used only once its digest matched.
+            failure: list[IndexLoadError] = []
+            checker = threading.Thread(
+                target=_verify_into,
+                args=(index_path, info.get("index_xxh3"), failure),
+                name="magray-memory-checksum",
+            )
+            checker.start()
             try:
                 index = faiss.read_index(str(index_path))
                 with np.load(state_path) as state:
                     labels, alive = state["labels"], state["alive"]
             except Exception as exc:  # faiss raises RuntimeError; numpy ValueError/OSError
+                checker.join()
+                if failure:  # the checksum names the damage better than the parser
+                    raise failure[0] from exc
                 raise IndexLoadError(f"cannot read {index_path.name}: {exc}", damaged=True) from exc
+            checker.join()
+            if failure:
+                raise failure[0]
             kind = info.get("kind")
             if kind not in (FLAT, HNSW):
                 raise IndexLoadError(f"unknown index kind {kind!r}")
