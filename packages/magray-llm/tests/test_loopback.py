@@ -203,6 +203,20 @@ def test_stream_retries_before_the_first_chunk(server: Any, sleeps: list[float])
     assert sleeps == [0.5]
 
 
+def test_a_stream_that_stalls_midway_is_a_timeout(server: Any, sleeps: list[float]) -> None:
+    server.script("main", lb.stall("one two three four five six", after=2))
+    stream = make_client(server, sleeps, retries=0, timeout=0.3).complete("x", stream=True)
+    texts: list[str] = []
+
+    def read() -> None:
+        texts.extend(delta.text for delta in stream)
+
+    with pytest.raises(LLMTimeoutError):
+        read()
+    assert "".join(texts)  # the chunks before the stall arrived
+    assert stream.completion is None
+
+
 # ------------------------------------------------------------------ retries and errors
 
 

@@ -115,6 +115,12 @@ def test_which_models_go_direct() -> None:
     assert not needs_litellm(LLMSettings())
 
 
+def _printed(code: str) -> list[str]:
+    """The words a fresh interpreter running ``code`` prints."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
 def test_model_info_reads_the_bundled_price_list_without_litellm() -> None:
     code = (
         "import sys; from magray.llm._direct import model_info; "
@@ -122,8 +128,7 @@ def test_model_info_reads_the_bundled_price_list_without_litellm() -> None:
         "print(i['input_cost_per_token'] > 0, model_info('openai/nope') == {}, "
         "'litellm' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["True", "True", "False"]
+    assert _printed(code) == ["True", "True", "False"]
     assert model_info("gpt-4o-mini")["litellm_provider"] == "openai"
 
 
@@ -134,5 +139,4 @@ def test_warm_up_skips_litellm_when_no_model_needs_it() -> None:
         "print(warm_up(background=True, settings=LLMSettings(model='openai/x')), "
         "'litellm' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["None", "False"]
+    assert _printed(code) == ["None", "False"]

@@ -320,17 +320,6 @@ class LLMClient:
             return self._litellm
         return self._direct
 
-    def _kwargs(
-        self,
-        cfg: ModelConfig,
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
-        return _request_kwargs({**self._prepare(cfg), **params}, messages, tools, stream=stream)
-
     def _failed(self, err: LLMError, attempts: list[dict[str, Any]], count: int) -> LLMError:
         err.details["attempts"] = attempts
         if count > 1:
@@ -359,7 +348,8 @@ class LLMClient:
                 try:
                     _require_key(cfg)
                     transport = self._transport(cfg, params)
-                    kwargs = self._kwargs(cfg, messages, tools, params, stream=stream)
+                    base = {**self._prepare(cfg), **params}
+                    kwargs = _request_kwargs(base, messages, tools, stream=stream)
                     response = yield Send(transport, kwargs, stream)
                 except Exception as exc:
                     err = _mapped(exc, cfg)
@@ -390,7 +380,7 @@ class LLMClient:
         routed, name, only = routing
         routed.router()  # built outside the try: a set-up error is not a failed attempt
         call = RoutedCall(routed, CallLog(sync=True), only=only)
-        kwargs = self._routed_kwargs(name, messages, tools, params, stream=stream)
+        kwargs = _request_kwargs({**params, "model": name}, messages, tools, stream=stream)
         try:
             response = yield Send(call, kwargs, stream)
         except Exception as exc:
@@ -467,17 +457,6 @@ class LLMClient:
         return finish
 
     # ------------------------------------------------------------ through litellm's Router
-
-    @staticmethod
-    def _routed_kwargs(
-        name: str,
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
-        return _request_kwargs({**params, "model": name}, messages, tools, stream=stream)
 
     def _routed_failure(
         self, exc: BaseException, log: CallLog, routed: RoutedModels, name: str, only: bool
