@@ -44,14 +44,15 @@ def fill():
     for i in range(2000):
         store.add([f"t{i}-{j} " * 40 for j in range(50)], vectors=rng.random((50, 16)) + 0.1)
 
-if scenario == "as-nobody":
-    # import now what opening loads lazily: nobody cannot read the venv under /root
-    import traceback, faiss, filelock, xxhash, sqlite3
-    import magray.memory._local, magray.common.paths
-    from magray.common.settings import MemorySettings
-    MemorySettings()
-    os.setgid(65534)
-    os.setuid(65534)
+if scenario in ("as-nobody", "read-only"):
+    if scenario == "as-nobody":
+        # import now what opening loads lazily: nobody cannot read the venv under /root
+        import traceback, faiss, filelock, xxhash, sqlite3
+        import magray.memory._local, magray.common.paths
+        from magray.common.settings import MemorySettings
+        MemorySettings()
+        os.setgid(65534)
+        os.setuid(65534)
     step("open", lambda: globals().update(store=MemoryStore.open(path, None)))
     step("search", lambda: store.search(np.ones(16), k=3)[0].id)
     step("get", lambda: store.get("r1"))
@@ -143,6 +144,21 @@ def test_a_store_another_user_cannot_write_opens_read_only(world_readable_store:
     assert steps["close"]["ok"]
     assert steps["open-new"]["code"] == "storage.permission"
     assert str(world_readable_store / "sub") in str(steps["open-new"]["message"])
+
+
+def test_a_store_on_a_read_only_mount_opens_read_only(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    path = tmp_path / "s"
+    with MemoryStore.open(path, None, dim=DIM) as store:
+        store.add(["a", "b"], ids=["r1", "r2"], vectors=unit_vectors(2, DIM, seed=1))
+    script = f'mount --bind {path} {path} && mount -o remount,bind,ro {path} && exec "$@"'
+    steps = _run(["unshare", "-U", "-r", "-m", "sh", "-c", script, "sh"], path, "read-only")
+    assert steps["open"]["ok"]
+    assert steps["search"]["ok"]
+    assert steps["add"]["code"] == "storage.read_only"
+    assert steps["close"]["ok"]
+    assert steps["open-new"]["code"] == "storage.read_only"  # EROFS creating sub/
 
 
 # ------------------------------------------------------------------ input validation

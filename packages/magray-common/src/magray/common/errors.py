@@ -216,7 +216,7 @@ def _read_only(where: str, path: str | None, cause: str) -> ReadOnlyStorageError
     return ReadOnlyStorageError(
         f"{where}: the storage is read-only ({cause})",
         hint=f"make {path or 'the directory'} writable for this user (uid {_uid()}) or "
-        "remount the file system read-write; reading still works",
+        "remount the file system read-write",
         details={"path": path},
     )
 
