@@ -76,6 +76,13 @@ def test_the_llm_context_leaves_out_transcripts_of_the_same_question(
     assert f"[mem:{first.memory_id}]" in llm_server.requests[-1]["messages"][0]["content"]
 
 
+def test_a_plain_memory_search_still_lists_exchanges(make_router) -> None:
+    router = make_router()
+    first = router.ask("hello there")
+    assert first.memory_id in [p.id for p in router.search_memory("hello there", min_score=-1)]
+    assert router.search_memory("hello there", question="hello there", min_score=-1) == []
+
+
 def test_the_memory_route_leaves_out_its_own_earlier_transcript(make_router) -> None:
     router = make_router()
     router.remember("the staging database is called orca", layer="assets")

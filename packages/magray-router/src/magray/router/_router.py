@@ -266,13 +266,12 @@ class Router:
         Args:
             query: The text to search for.
             k: How many passages at most (default ``router.context_k``).
-            exchanges: Include stored chat exchanges (``kind = "exchange"``). An
-                exchange of the same question is never returned either way: a
-                transcript must not answer its own question.
+            exchanges: Include stored chat exchanges (``kind = "exchange"``).
             min_score: Leave out passages scoring below this (default
                 ``router.min_context_score``).
-            question: The request ``query`` was made from, when it differs (its
-                stored exchanges are left out too).
+            question: The request being answered: its own stored exchanges are left
+                out (a transcript must not answer its own question). ``None`` for a
+                plain search such as the REPL's ``/memory``, which lists them too.
         """
         floor = self.settings.router.min_context_score if min_score is None else min_score
         found = self._search(query, k, exchanges=exchanges, question=question)
@@ -288,10 +287,11 @@ class Router:
         if count <= 0 or store.count() == 0:
             return []
         where = None if exchanges else {"kind": {"$ne": EXCHANGE_KIND}}
+        if question is None:
+            return _wiring.memory_search(store, query, count, where=where)
         # a few extra hits make up for the transcripts of this same question dropped below
         passages = _wiring.memory_search(store, query, min(count + 4, 100), where=where)
-        asked = {query} if question is None else {query, question}
-        return [p for p in passages if not any(_transcript_of(p, q) for q in asked)][:count]
+        return [p for p in passages if not _transcript_of(p, question)][:count]
 
     def remember(
         self, text: str, *, layer: str | None = None, metadata: dict[str, Any] | None = None
@@ -439,7 +439,7 @@ class Router:
         stream: bool,
         first: ToolOutcome | None = None,
     ) -> Reply:
-        passages = self.search_memory(request)
+        passages = self.search_memory(request, question=request)
         schemas = (
             self.tool_schemas()
             if decision.route is not Route.ANSWER or (decision.source != "forced")
