@@ -292,6 +292,11 @@ def test_decisions_name_the_router_rule_that_corrected_them(schemas) -> None:
 
     decision = rules.decide("list the files in src", schemas)
     assert any(s.startswith("router rule:") for s in decision.signals)
+    # --explain shows the whole decision, the tool-aware rule included, in one trace
+    assert "- tool rules [rules" in (decision.explain or "")
+    assert "file_list {'path': 'src'}" in (decision.explain or "")
+    planned = rules.decide("grep TODO then list the files", schemas)
+    assert "- plan rules [rules, 0.0 ms]: 2 step(s)" in (planned.explain or "")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from magray.router._types import Decision, Plan, PlanStep, Route
 from magray.router.errors import PlanInvalidError
-from magray.router.rules._coordinator import AgentCoordinator
+from magray.router.rules._coordinator import AgentCoordinator, TraceEntry
 from magray.router.rules._intent import LLMIntentAnalyzer
 from magray.router.rules._planner import LLMPlanner, RulePlanner
 from magray.router.rules._refine import chain, clauses, refine, required
@@ -113,11 +113,16 @@ def decide(text: str, tools: Tools) -> Decision:
             missing = tuple(r for r in required(tools).get(picked, []) if r not in args)
             confidence = max(confidence, 0.9)
             signals = (*signals, f"router rule: {rule}")
+            decided.trace.append(TraceEntry("tool rules", "rules", f"{picked} {args}", [rule]))
     if route is Route.PLAN or len(clauses(text, tool)) > 1:
         ruled = plan(text, tools)
         if len(ruled.steps) > 1 or route is Route.PLAN:
             route, kind, ruled_plan = Route.PLAN, "plan", ruled
             signals = (*signals, f"{len(ruled.steps)} steps")
+            steps = [f"{s.id}: {s.tool} {s.args} after {s.depends_on or '-'}" for s in ruled.steps]
+            decided.trace.append(
+                TraceEntry("plan rules", "rules", f"{len(ruled.steps)} step(s)", steps)
+            )
     is_tool = route is Route.TOOL
     return Decision(
         route=route,
