@@ -33,9 +33,9 @@ def check_mode(settings: Any) -> HealthResult:
 
 def check_tools() -> HealthResult:
     """The tool registry loads; broken tool plugins degrade it."""
-    from magray.router import _wiring as W
+    from magray.router import _wiring
 
-    registry = W.tool_registry()
+    registry = _wiring.tool_registry()
     names = registry.names()
     if registry.load_errors:
         broken = [f"{e.origin}: {e.message}" for e in registry.load_errors]
