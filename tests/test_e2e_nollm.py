@@ -150,3 +150,12 @@ def test_an_unrelated_question_says_nothing_relevant_and_how_to_add(ws: Path) ->
     assert "release train" not in result.stdout
     relevant = chat(ws, "when does the release train leave?")
     assert "every second Tuesday" in relevant.stdout
+
+
+def test_explain_shows_the_rule_that_settled_the_route(ws: Path) -> None:
+    result = chat(ws, "--explain", "list the files in src")
+    assert result.returncode == 0, result.stderr
+    assert "- intent [rules" in result.stderr
+    assert "- tool rules [rules" in result.stderr
+    assert "file_list {'path': 'src'}" in result.stderr
+    assert "app.py" in result.stdout
