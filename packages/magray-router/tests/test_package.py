@@ -45,6 +45,25 @@ def test_moved_names_still_resolve_from_magray_llm_with_a_deprecation_warning() 
         magray.llm.Nope  # noqa: B018
 
 
+def test_every_name_magray_llm_exported_for_the_agents_still_resolves() -> None:
+    import pytest
+
+    import magray.llm
+
+    old_exports = [  # magray.llm.__all__ "agents" and "evaluation" before the move
+        "ActionPlanner", "AgentCoordinator", "Decision", "Extraction", "Intent",
+        "IntentAnalyzer", "IntentKind", "LLMIntentAnalyzer", "LLMParameterExtractor",
+        "LLMPlanner", "LLMToolSelector", "ParameterExtractor", "Plan", "PlanStep", "Route",
+        "RuleIntentAnalyzer", "RuleParameterExtractor", "RulePlanner", "RuleToolSelector",
+        "ToolSelection", "ToolSelector", "ToolSpec", "TraceEntry", "split_steps",
+        "tool_specs", "validate_arguments", "EvalCase", "EvalReport", "evaluate",
+        "load_cases", "PlanValidationError",
+    ]  # fmt: skip
+    for name in old_exports:
+        with pytest.warns(DeprecationWarning, match=f"magray.llm.{name} moved to"):
+            assert getattr(magray.llm, name) is not None
+
+
 def test_a_moved_name_without_magray_router_names_the_fix(monkeypatch) -> None:
     import sys
 
