@@ -1703,8 +1703,12 @@ class LocalBackend:
             out = sqlite3.connect(target)
             try:
                 self.db.conn.backup(out)
+                row = out.execute(
+                    "SELECT seq, record_id, at FROM history ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
             finally:
                 out.close()
+            tip = None if row is None else {"seq": row[0], "id": row[1], "at": row[2]}
             pin = self.pinned()
             if pin is not None:
                 IndexFiles(dest / "index").save(
@@ -1713,6 +1717,7 @@ class LocalBackend:
                     epoch=self.epoch,
                     model_id=pin[0],
                     dim=pin[1],
+                    db_tip=tip,  # the copy's own, so the copy opens as the same history
                 )
             return {"path": str(dest), "bytes": target.stat().st_size}
 
