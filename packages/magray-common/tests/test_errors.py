@@ -11,11 +11,13 @@ from magray.common.errors import DependencyMissingError, MagrayError, OperationT
 
 
 def test_every_error_is_a_magray_error_with_a_unique_code() -> None:
-    classes = [getattr(errors, name) for name in errors.__all__]
+    exported = [getattr(errors, name) for name in errors.__all__]
+    classes = [obj for obj in exported if isinstance(obj, type)]
     codes = [cls.code for cls in classes]
     assert all(issubclass(cls, MagrayError) for cls in classes)
     assert len(set(codes)) == len(codes)
-    assert len(classes) == 12
+    assert len(classes) == 15
+    assert [obj.__name__ for obj in exported if obj not in classes] == ["storage_error"]
 
 
 def test_no_builtin_is_shadowed() -> None:
