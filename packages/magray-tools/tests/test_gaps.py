@@ -58,6 +58,8 @@ def ws(workspace: Path, outside: Path) -> Path:
         ("ltrace sudo ls", Action.DENY),
         ("nice -n 5 flock L mkfs.ext4 /dev/sda", Action.DENY),
         ("someunknownwrapper --x rm -rf /", Action.DENY),
+        ("xargs -a {out}/secret.txt echo", Action.ASK),
+        ("xargs --arg-file={out}/secret.txt echo", Action.ASK),
         # executables from the workspace
         ("./build.sh --version", Action.ASK),
         ("sub/../build.sh", Action.ASK),

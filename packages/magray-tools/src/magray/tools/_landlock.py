@@ -14,6 +14,7 @@ processes outside it, so ``/proc/<magray>/environ`` is refused.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -30,6 +31,7 @@ _CREATE_RULESET_VERSION = 1
 _RULE_PATH_BENEATH = 1
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_CHILD_SUBREAPER = 36
 
 # File-system rights (include/uapi/linux/landlock.h).
 _EXECUTE = 1 << 0
@@ -144,8 +146,58 @@ def _add_path(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
         os.close(pfd)
 
 
+def _reap_all() -> None:
+    """Reap every child that has exited (non-blocking)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _kill_descendants(abi: int) -> None:
+    """SIGKILL every process the command left behind (setsid'd or daemonised ones too).
+
+    The helper is a child subreaper, so orphans of the command become its
+    children. From ABI 6 Landlock scopes signals to the sandbox, so
+    ``kill(-1)`` reaches exactly the processes inside it; below that the
+    helper's own children are listed and killed until none are left.
+    """
+    for _ in range(50):
+        _reap_all()
+        if abi >= 6:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(-1, signal.SIGKILL)
+        children: list[int] = []
+        task_dir = f"/proc/{os.getpid()}/task"
+        try:
+            for tid in os.listdir(task_dir):
+                with open(f"{task_dir}/{tid}/children", encoding="ascii") as handle:
+                    children += [int(p) for p in handle.read().split()]
+        except OSError:
+            pass
+        if not children:
+            _reap_all()
+            return
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def main(argv: Sequence[str]) -> int:
-    """``_landlock.py POLICY_JSON -- PROGRAM ARGS...``: confine, then exec."""
+    """``_landlock.py POLICY_JSON -- PROGRAM ARGS...``: confine, run, clean up.
+
+    The helper restricts itself, then forks the command (which dies with the
+    helper through ``PR_SET_PDEATHSIG``) and stays as its supervisor: when the
+    command exits, or the helper is asked to stop (SIGTERM, SIGINT, SIGHUP),
+    every process left in the sandbox is killed.
+    """
     if len(argv) < 3 or argv[1] != "--":
         sys.stderr.write("usage: _landlock.py POLICY_JSON -- PROGRAM [ARGS...]\n")
         return 2
@@ -158,17 +210,38 @@ def main(argv: Sequence[str]) -> int:
     # API keys): only this process's entry and the system-wide files are readable.
     read = [*policy["read"], f"/proc/{os.getpid()}", *(f"/proc/{n}" for n in _PROC_FILES)]
     try:
-        restrict(read, policy["write"], network=bool(policy["network"]))
+        abi = restrict(read, policy["write"], network=bool(policy["network"]))
     except OSError as exc:
         sys.stderr.write(f"magray sandbox: {exc}\n")
         return 126
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    helper = os.getpid()
     program = list(argv[2:])
-    try:
-        os.execv(program[0], program)
-    except OSError as exc:
-        sys.stderr.write(f"magray sandbox: cannot execute {program[0]}: {exc.strerror}\n")
-        return 126
-    return 0  # pragma: no cover - execv does not return
+    child = os.fork()
+    if child == 0:
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != helper:
+            os._exit(137)
+        try:
+            os.execv(program[0], program)
+        except OSError as exc:
+            sys.stderr.write(f"magray sandbox: cannot execute {program[0]}: {exc.strerror}\n")
+        os._exit(126)
+
+    def stop(signum: int, _frame: object) -> None:
+        _kill_descendants(abi)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+    _kill_descendants(abi)
+    return os.waitstatus_to_exitcode(status) if status >= 0 else 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ __all__ = ["ProcessResult", "run_process"]
 
 _CHUNK = 65536
 _POLL = 0.02
+_TERM_GRACE = 0.3  # seconds a child gets to clean up after SIGTERM before the group is killed
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,11 @@ def _wait(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the child's whole process group, then reap the child."""
+    """SIGTERM the child (a sandbox supervisor cleans up), then SIGKILL its group; reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_TERM_GRACE)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):

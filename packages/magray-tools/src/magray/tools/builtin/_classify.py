@@ -459,6 +459,12 @@ def _judge_program(  # noqa: PLR0917 (one decision table)
             arg_words, frozenset({"-n", "-I", "-i", "-L", "-l", "-P", "-d", "-E", "-e", "-s", "-a",
                                   "--max-args", "--max-procs", "--delimiter", "--arg-file"})
         )  # fmt: skip
+        arg_file = _option_value(args[: len(args) - len(rest)], ("-a", "--arg-file"))
+        if arg_file is not None:  # xargs reads its arguments from this file
+            before = len(judge.parts)
+            _check_read_path(judge, text, arg_file, _as_path(judge, arg_file))
+            if len(judge.parts) > before:
+                return
         if not rest:
             judge.add(text, Action.ALLOW, "xargs echo")
             return
