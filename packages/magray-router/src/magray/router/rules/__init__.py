@@ -47,17 +47,15 @@ from magray.router.rules._params import (
     LLMParameterExtractor,
     ParameterExtractor,
     RuleParameterExtractor,
-    validate_arguments,
 )
 from magray.router.rules._planner import ActionPlanner, LLMPlanner, RulePlanner, split_steps
 from magray.router.rules._refine import chain, clauses, path_in, refine, required
+from magray.router.rules._schema import ToolSpec, tool_specs, validate_arguments
 from magray.router.rules._select import (
     LLMToolSelector,
     RuleToolSelector,
     ToolSelection,
     ToolSelector,
-    ToolSpec,
-    tool_specs,
 )
 
 __all__ = [

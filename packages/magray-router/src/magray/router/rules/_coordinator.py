@@ -30,12 +30,12 @@ from magray.router.rules._params import (
     RuleParameterExtractor,
 )
 from magray.router.rules._planner import ActionPlanner, LLMPlanner, RulePlanner
+from magray.router.rules._schema import tool_specs
 from magray.router.rules._select import (
     LLMToolSelector,
     RuleToolSelector,
     ToolSelection,
     ToolSelector,
-    tool_specs,
 )
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from typing import Any
 from magray.router.rules._intent import IntentAnalyzer
 from magray.router.rules._params import ParameterExtractor
 from magray.router.rules._planner import ActionPlanner
-from magray.router.rules._select import ToolSelector, tool_specs
+from magray.router.rules._schema import tool_specs
+from magray.router.rules._select import ToolSelector
 
 __all__ = ["EvalCase", "EvalReport", "evaluate", "load_cases"]
 

@@ -20,19 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, Field
 
 from magray.common.errors import LLMError
-from magray.router.rules._select import ToolSpec, tool_specs
+from magray.router.rules._schema import ToolSpec, tool_specs, validate_arguments
 from magray.router.rules._text import FILE_EXTENSIONS, NUMBER_WORDS
 
 if TYPE_CHECKING:
     from magray.llm import LLMClient
 
-__all__ = [
-    "Extraction",
-    "LLMParameterExtractor",
-    "ParameterExtractor",
-    "RuleParameterExtractor",
-    "validate_arguments",
-]
+__all__ = ["Extraction", "LLMParameterExtractor", "ParameterExtractor", "RuleParameterExtractor"]
 
 
 @dataclass(frozen=True)
@@ -65,59 +59,6 @@ class ParameterExtractor(Protocol):
     """Anything that fills in a tool's arguments from a request."""
 
     def extract(self, request: str, tool: Mapping[str, Any]) -> Extraction: ...
-
-
-# ------------------------------------------------------------------ validation
-
-
-def _coerce(value: Any, schema: Mapping[str, Any]) -> Any:
-    """Gently convert strings to the schema's scalar type ("5" → 5, "yes" → True)."""
-    kind = schema.get("type")
-    if isinstance(value, str):
-        text = value.strip()
-        if kind == "integer" and re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
-        if kind == "number" and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", text):
-            return float(text)
-        if kind == "boolean" and text.lower() in {"true", "yes", "1", "false", "no", "0"}:
-            return text.lower() in {"true", "yes", "1"}
-    return value
-
-
-def validate_arguments(
-    arguments: Mapping[str, Any], spec: ToolSpec
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Check arguments against the tool's schema.
-
-    Returns:
-        ``(valid_arguments, missing_required, errors)``: invalid values are
-        dropped (and reported); unknown properties are dropped when the
-        schema does not allow additional properties.
-    """
-    from jsonschema import Draft202012Validator
-
-    props = spec.properties
-    allow_extra = spec.parameters.get("additionalProperties", True) is not False and not props
-    valid: dict[str, Any] = {}
-    errors: list[str] = []
-    for name, given in arguments.items():
-        if given is None:
-            continue
-        schema = props.get(name)
-        if schema is None:
-            if allow_extra:
-                valid[name] = given
-            else:
-                errors.append(f"{name}: not a parameter of {spec.name}")
-            continue
-        value = _coerce(given, schema)
-        problems = [e.message for e in Draft202012Validator(schema).iter_errors(value)]
-        if problems:
-            errors.append(f"{name}: {problems[0]}")
-        else:
-            valid[name] = value
-    missing = [r for r in spec.required if r not in valid]
-    return valid, missing, errors
 
 
 def _question(spec: ToolSpec, missing: list[str]) -> str | None:

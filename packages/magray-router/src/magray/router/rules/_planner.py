@@ -21,8 +21,9 @@ from magray.common.errors import LLMError
 from magray.router._types import Plan, PlanStep
 from magray.router.errors import PlanInvalidError
 from magray.router.rules._intent import Intent, IntentKind, RuleIntentAnalyzer
-from magray.router.rules._params import RuleParameterExtractor, validate_arguments
-from magray.router.rules._select import RuleToolSelector, tool_specs
+from magray.router.rules._params import RuleParameterExtractor
+from magray.router.rules._schema import tool_specs, validate_arguments
+from magray.router.rules._select import RuleToolSelector
 
 if TYPE_CHECKING:
     from magray.llm import LLMClient

@@ -1,8 +1,6 @@
 """Tool selection: which tool (if any) fulfils a request?
 
-Tools are OpenAI-style schemas (``{"type": "function", "function": {"name",
-"description", "parameters"}}``; a bare ``{"name", ...}`` works too), so any tool
-registry can be plugged in. :class:`RuleToolSelector` scores word overlap
+:class:`RuleToolSelector` scores word overlap
 between the request and each tool's name, description and parameter names,
 expanded with a small synonym table and weighted by the intent; no match above
 the threshold means "no tool".
@@ -11,7 +9,6 @@ the threshold means "no tool".
 # ruff: noqa: E501  (the phrase table reads best with one rule per line)
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,61 +16,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from magray.common.errors import InvalidInputError, LLMError
+from magray.common.errors import LLMError
 from magray.router.rules._intent import Intent, IntentKind, RuleIntentAnalyzer
+from magray.router.rules._schema import ToolSpec, tool_specs
 from magray.router.rules._text import stem, tokens
 
 if TYPE_CHECKING:
     from magray.llm import LLMClient
 
-__all__ = [
-    "LLMToolSelector",
-    "RuleToolSelector",
-    "ToolSelection",
-    "ToolSelector",
-    "ToolSpec",
-    "tool_specs",
-]
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """The parts of a tool schema the agents use."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-
-    @property
-    def required(self) -> list[str]:
-        return [str(r) for r in self.parameters.get("required", [])]
-
-    @property
-    def properties(self) -> dict[str, dict[str, Any]]:
-        props = self.parameters.get("properties", {})
-        return props if isinstance(props, dict) else {}
-
-
-def tool_specs(tools: Sequence[Mapping[str, Any]]) -> list[ToolSpec]:
-    """Normalise OpenAI-style (or bare) tool schemas.
-
-    Raises:
-        InvalidInputError: A schema has no name.
-    """
-    specs = []
-    for tool in tools:
-        fn = tool.get("function", tool)
-        name = fn.get("name")
-        if not name:
-            raise InvalidInputError(
-                f"tool schema without a name: {json.dumps(tool)[:120]}",
-                hint='tools look like {"type": "function", "function": {"name": ..., '
-                '"description": ..., "parameters": {...}}}',
-            )
-        specs.append(
-            ToolSpec(str(name), str(fn.get("description") or ""), dict(fn.get("parameters") or {}))
-        )
-    return specs
+__all__ = ["LLMToolSelector", "RuleToolSelector", "ToolSelection", "ToolSelector"]
 
 
 @dataclass(frozen=True)
