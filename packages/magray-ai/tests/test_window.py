@@ -195,3 +195,22 @@ def test_embedding_a_20_mb_text_stays_small_and_fast() -> None:
     assert int(dim) == 384
     assert int(peak_mb) - int(base_mb) < 150, out.stdout  # the 20 MB text itself is ~20 MB
     assert float(seconds) < 2.0, out.stdout
+
+
+def test_batches_are_bounded_in_tokens(resolved: Any) -> None:
+    """Long texts run in smaller batches (ONNX Runtime's memory grows with a batch's tokens)."""
+    embedder = Embedder(resolved, force_cpu=True, cache_entries=0, batch_size=32, batch_tokens=512)
+    shapes: list[tuple[int, int]] = []
+    real_run = embedder.manager.run
+
+    def run(feeds: Any) -> Any:
+        shapes.append(feeds["input_ids"].shape)
+        return real_run(feeds)
+
+    embedder.manager.run = run  # type: ignore[method-assign]
+    texts = [_text(2_000, seed) for seed in range(10)] + [f"short {i}" for i in range(20)]
+    together = embedder.embed(texts)
+    assert all(rows * width <= 512 or rows == 1 for rows, width in shapes)
+    assert max(rows for rows, _ in shapes) == 20  # the short texts still share one batch
+    one_by_one = np.vstack([embedder.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=2e-5)

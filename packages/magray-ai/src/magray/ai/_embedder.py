@@ -133,6 +133,10 @@ class Embedder:
         force_cpu: Use only the CPU provider.
         session_config: ONNX Runtime threads/optimisation options.
         batch_size: Texts per inference call after length bucketing.
+        batch_tokens: Most tokens (rows x padded width) per inference call, so long
+            texts run in smaller batches: ONNX Runtime's memory grows with the batch's
+            tokens (batch 32 x 256 tokens peaked at 880 MB, 8 x 256 at 390 MB, at the
+            same speed).
         max_tokens: Truncation length (default: the model card's).
         cache_entries: LRU cache capacity (0 disables it).
         failure_threshold: Consecutive failures that open a provider's circuit.
@@ -157,6 +161,7 @@ class Embedder:
         force_cpu: bool = False,
         session_config: SessionConfig | None = None,
         batch_size: int = 32,
+        batch_tokens: int = 2048,
         max_tokens: int | None = None,
         cache_entries: int = 10_000,
         failure_threshold: int = 3,
@@ -175,11 +180,12 @@ class Embedder:
                 f"model {resolved.card.name!r} is a {resolved.card.task} model, not an embedder",
                 hint="pick an embedding model from `magray models list`",
             )
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be >= 1")
+        if batch_size < 1 or batch_tokens < 1:
+            raise InvalidInputError("batch_size and batch_tokens must be >= 1")
         self.resolved = resolved
         self.card: ModelCard = resolved.card
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.max_tokens = min(max_tokens or self.card.max_tokens, self.card.max_tokens)
         self.tokenizer = TextTokenizer(resolved.tokenizer_path, max_tokens=self.max_tokens)
         self._metrics = metrics or default_registry()
@@ -301,13 +307,28 @@ class Embedder:
                 for index, enc in enumerate(encoded):
                     if enc.truncated:
                         self._warn_truncated(group[index], enc)
-                # Length bucketing: sorted by token count, each batch pads only to its longest.
-                order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-                for start in range(0, len(order), self.batch_size):
-                    chunk = order[start : start + self.batch_size]
+                for chunk in self._batches(encoded):
                     rows = [first + i for i in chunk]
                     result[rows] = self._run_batch([encoded[i] for i in chunk])
         return result
+
+    def _batches(self, encoded: list[Encoded]) -> list[list[int]]:
+        """Length bucketing: indices sorted by token count, cut into batches of at most
+        ``batch_size`` texts and ``batch_tokens`` padded tokens (each pads to its longest)."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            width = len(encoded[i])  # the longest so far, as the order is ascending
+            if current and (
+                len(current) >= self.batch_size or (len(current) + 1) * width > self.batch_tokens
+            ):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
     def _warn_truncated(self, text: str, enc: Encoded) -> None:
         """Log that part of a text is ignored, with how many tokens (counted or estimated)."""
