@@ -230,6 +230,15 @@ def test_an_existing_path_is_read_and_a_pathlike_text_is_flagged(tmp_path: Path)
     )
 
 
+def test_nothing_to_add_in_a_directory(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    _tree(root, {"a.log": "x", ".gitignore": "*.log\n"})
+    result = mem("--store", str(tmp_path / "s"), "add", str(root), "--exclude", ".gitignore")
+    assert type(result.exception).__name__ == "InvalidInputError"  # exit 2 from `magray`
+    assert "no files to add in" in str(result.exception)
+    assert "2 files are ignored" in result.exception.hint  # type: ignore[union-attr]
+
+
 def test_piped_progress_and_long_texts_are_chunked(tmp_path: Path) -> None:
     store = str(tmp_path / "s")
     long_text = " ".join(f"word{i}" for i in range(3000))

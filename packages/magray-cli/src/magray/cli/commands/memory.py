@@ -517,7 +517,14 @@ def memory_add(
             raise click.exceptions.Exit(130) from None
     report = ingest.report
     seconds = time.perf_counter() - started
-    if not report.records and not ids and not (report.files or report.ignored):
+    if paths and not report.files and not report.records and not ids:
+        raise InvalidInputError(
+            f"no files to add in {', '.join(map(str, paths))}",
+            hint=f"{report.ignored} files are ignored by .gitignore, --glob or --exclude"
+            if report.ignored
+            else "the directories are empty",
+        )
+    if not report.records and not ids and not report.files:
         raise InvalidInputError("nothing to add: the input is empty")
     if app.json:
         emit_json(
