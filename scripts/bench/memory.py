@@ -5,7 +5,7 @@ Usage::
 
     .venv/bin/python scripts/bench/memory.py [--sizes 10000 100000] [--large] [--queries 300]
                                              [--backend local|postgres|both]
-                                             [--crossover] [--json]
+                                             [--crossover] [--checksum N ...] [--json]
 
 ``--backend postgres`` (or ``both``) runs magray on PostgreSQL + pgvector started from
 ``pgserver`` in a temp dir (client and server on this machine, unix socket).
@@ -525,6 +525,67 @@ def crossover(sizes: list[int], nq: int) -> list[dict[str, Any]]:
     return rows
 
 
+def checksum_cost(n: int, repeats: int = 3) -> dict[str, Any]:
+    """What verifying a saved layer's checksums costs against reading it, at ``n`` vectors.
+
+    The layer is a flat index (building HNSW at 1M takes ~15 min; its file is the same
+    vectors plus ~0.25 GB of graph, which is read and hashed the same way). Side by side in
+    this process, best of ``repeats``, OS cache warm: faiss.read_index alone; the file's
+    xxh3 alone (memory-mapped); and IndexFiles.load (which restores the layer too) with its
+    verification (the index file hashed in a thread while faiss reads it) and without it.
+    """
+    import faiss
+
+    from magray.memory import _index
+    from magray.memory._index import FLAT, HNSWParams, IndexFiles, LayerIndex, file_digest
+
+    def load_unverified() -> float:
+        real = _index._verify
+        _index._verify = lambda path, expected: None  # type: ignore[assignment]
+        try:
+            start = time.perf_counter()
+            files.load(HNSWParams())
+            return time.perf_counter() - start
+        finally:
+            _index._verify = real
+
+    x, _ = data(n, 1)
+    layer = LayerIndex.build(DIM, np.arange(1, n + 1, dtype=np.int64), x, kind=FLAT)
+    del x
+    with tempfile.TemporaryDirectory(prefix="bench-checksum-") as tmp:
+        files = IndexFiles(Path(tmp))
+        files.save({"assets": layer}, watermark=n, epoch=0, model_id="bench", dim=DIM)
+        del layer
+        (path,) = Path(tmp).glob("*.faiss")
+        read, digest, load, plain = [], [], [], []
+        for _ in range(repeats):
+            plain.append(load_unverified())
+            start = time.perf_counter()
+            index = faiss.read_index(str(path))
+            read.append(time.perf_counter() - start)
+            del index
+            start = time.perf_counter()
+            file_digest(path)
+            digest.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loaded = files.load(HNSWParams())
+            load.append(time.perf_counter() - start)
+            del loaded
+        size = sum(p.stat().st_size for p in Path(tmp).iterdir())
+        index_size = path.stat().st_size
+    return {
+        "n": n,
+        "files_mb": size / 1e6,
+        "read_index_s": min(read),
+        "xxh3_s": min(digest),
+        "xxh3_gb_per_s": index_size / min(digest) / 1e9,
+        "load_s": min(plain),
+        "load_verified_s": min(load),
+        "hash_vs_load_pct": 100 * min(digest) / min(plain),
+        "verify_overhead_pct": 100 * (min(load) - min(plain)) / min(plain),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -539,6 +600,13 @@ def main() -> None:
         "from pgserver) or both side by side",
     )
     parser.add_argument("--crossover", action="store_true")
+    parser.add_argument(
+        "--checksum",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="only measure the checksum verification of a saved layer of N vectors",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--one", nargs=2, metavar=("SYSTEM", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--reopen", nargs=2, metavar=("SYSTEM", "DIR"), help=argparse.SUPPRESS)
@@ -569,6 +637,10 @@ def main() -> None:
             )
             row.update(json.loads(again.stdout.strip().splitlines()[-1]))
             print(json.dumps(row))
+        return
+    if args.checksum:
+        for n in args.checksum:
+            print(json.dumps(checksum_cost(n)), flush=True)
         return
     if args.crossover:
         rows = crossover([1000, 2000, 5000, 10_000, 20_000, 50_000], args.queries)
