@@ -237,3 +237,16 @@ def test_config_set_negative_number_is_a_value(run_magray, magray_home: Path) ->
     proc = run_magray("config", "set", "llm.temperature", "-0.5")
     assert proc.returncode == 2
     assert "llm.temperature = -0.5" in proc.stderr
+
+
+def test_main_makes_files_private_and_gives_the_umask_back(magray_home: Path) -> None:
+    from magray.cli import main
+
+    old = os.umask(0o022)
+    try:
+        main(["todo", "add", "write the docs"])  # SQLite creates todo.db under the umask
+        assert os.umask(0o022) == 0o022  # restored for an in-process caller
+    finally:
+        os.umask(old)
+    assert not_private(magray_home / "data") == []
+    assert (magray_home / "data" / "todo.db").exists()

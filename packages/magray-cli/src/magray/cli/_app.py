@@ -114,11 +114,23 @@ def cli(
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point: runs ``cli`` and renders errors as one line."""
-    args = sys.argv[1:] if argv is None else argv
+    """Console-script entry point: runs ``cli`` and renders errors as one line.
+
+    Everything the command creates is private (umask 077: files 0600, dirs 0700);
+    the caller's umask is restored on the way out, so in-process callers keep theirs.
+    """
+    import os
+
     from magray.common.fs import use_private_umask
 
-    use_private_umask()  # files 0600, dirs 0700, whichever command runs first
+    user_umask = use_private_umask()
+    try:
+        return _run(sys.argv[1:] if argv is None else argv)
+    finally:
+        os.umask(user_umask)
+
+
+def _run(args: list[str]) -> Any:
     debug = "--debug" in args
     as_json = "--json" in args
     try:
