@@ -8,8 +8,10 @@ Usage::
 Measures, in a temp workspace: a policy path check, the shell classifier on a
 mixed corpus of commands, a full ``registry.call`` of ``file_read`` (validation,
 assessment, rules, run, capping), ``file_grep`` over a generated tree,
-``shell_run`` of ``true`` (process spawn + group kill), and ``web_fetch`` of a
-page from a local HTTP server (DNS check, pinned connection, HTML to text).
+``shell_run`` of ``true`` (process spawn + group kill) once per OS sandbox
+mechanism available here (``none``, ``bwrap``, ``landlock``), interleaved round
+by round so machine load biases them alike, and ``web_fetch`` of a page from a
+local HTTP server (DNS check, pinned connection, HTML to text).
 Timings are medians (p50) and p95 over ``--repeat`` runs unless stated.
 """
 
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from magray.tools import Policy, ToolContext, ToolRegistry
+from magray.tools import Policy, ToolContext, ToolRegistry, detect_mechanism
 from magray.tools.builtin import classify
 
 COMMANDS = [
@@ -52,6 +54,35 @@ def _times(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
         "p50_ms": round(statistics.median(samples), 4),
         "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 4),
     }
+
+
+def _shell_by_mechanism(
+    registry: ToolRegistry, policy: Policy, repeat: int
+) -> dict[str, dict[str, float]]:
+    """``shell_run "true"`` per sandbox mechanism, interleaved; plus the cost over ``none``."""
+    from dataclasses import replace
+
+    mechanisms = [m for m in ("none", "bwrap", "landlock") if detect_mechanism(m).name == m]
+    contexts = {m: ToolContext(policy=replace(policy, sandbox_mechanism=m)) for m in mechanisms}
+    samples: dict[str, list[float]] = {m: [] for m in mechanisms}
+    for m in mechanisms:  # warm-up: probes, imports, page cache
+        registry.call("shell_run", {"command": "true"}, contexts[m]).raise_for_error()
+    for _ in range(repeat):
+        for m in mechanisms:
+            start = time.perf_counter()
+            registry.call("shell_run", {"command": "true"}, contexts[m]).raise_for_error()
+            samples[m].append((time.perf_counter() - start) * 1000)
+    out: dict[str, dict[str, float]] = {}
+    for m, values in samples.items():
+        values.sort()
+        out[m] = {
+            "p50_ms": round(statistics.median(values), 2),
+            "p95_ms": round(values[int(len(values) * 0.95) - 1], 2),
+        }
+    base = out.get("none", {}).get("p50_ms", 0.0)
+    for m in mechanisms:
+        out[m]["added_p50_ms"] = round(out[m]["p50_ms"] - base, 2)
+    return out
 
 
 def main() -> None:
@@ -106,10 +137,7 @@ def main() -> None:
             "seconds": round(grep_s, 3),
             "files_per_s": round(opts.files / grep_s),
         }
-        out["call_shell_true"] = _times(
-            lambda: registry.call("shell_run", {"command": "true"}, ctx).raise_for_error(),
-            max(opts.repeat // 4, 5),
-        )
+        out["call_shell_true"] = _shell_by_mechanism(registry, policy, max(opts.repeat // 2, 10))
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:

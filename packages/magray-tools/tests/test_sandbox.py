@@ -205,7 +205,7 @@ def test_bwrap_argv_shape(workspace: Path, tmp_path: Path) -> None:
     (workspace / ".GIT").mkdir()
     conf = Confinement("workspace-write", read_roots=(docs,), write_roots=(workspace,))
     argv = bwrap_argv("bwrap", ["ls"], conf, workspace, path_var="/usr/bin")
-    assert argv[:3] == ["bwrap", "--die-with-parent", "--new-session"]
+    assert argv[:3] == ["bwrap", "--die-with-parent", "--unshare-pid"]
     assert "--unshare-pid" in argv
     assert "--unshare-net" in argv
     assert "/" not in [argv[i + 1] for i, a in enumerate(argv) if a in {"--bind", "--ro-bind"}]
