@@ -189,3 +189,29 @@ def test_a_refused_key_is_an_auth_error_without_retries(
     assert "sk-wrong" not in result.stderr
     assert len(server.requests) == 1  # not retried
     assert server.headers[0]["authorization"] == "Bearer sk-wrong"
+
+
+@pytest.mark.parametrize(
+    ("transport", "imported"),
+    [("auto", False), pytest.param("litellm", True, marks=pytest.mark.slow)],
+)
+def test_chat_on_the_direct_transport_never_imports_litellm(
+    run_magray: Any, transport: str, imported: bool
+) -> None:
+    """The installed `magray chat` with an openai/ model: litellm shows up in the
+    interpreter's import log (PYTHONPROFILEIMPORTTIME) only when llm.transport forces it."""
+    with LoopbackLLM() as server:
+        server.responder = _reply
+        env = {
+            "MAGRAY_LLM__MODEL": "openai/loopback",
+            "MAGRAY_LLM__API_BASE": server.api_base,
+            "MAGRAY_LLM__API_KEY": "sk-cli-test",
+            "MAGRAY_LLM__TRANSPORT": transport,
+            "PYTHONPROFILEIMPORTTIME": "1",
+        }
+        result = run_magray("chat", "--plain", "--no-memory", "hello there", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "streamed reply" in result.stdout
+    imports = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    assert ("litellm" in imports) is imported
+    assert "httpx" in imports
