@@ -189,8 +189,10 @@ def test_a_query_of_another_dimension_is_refused(store_dir: Path) -> None:
         lambda s: s.add(["ok"], ids=["id\ud800"], vectors=unit_vectors(1, DIM, seed=1)),
         lambda s: s.search(unit_vectors(1, DIM, seed=1)[0], where={"k": "\udc80"}),
         lambda s: s.list_records(where={"k": {"$in": ["\udc80"]}}),
+        lambda s: s.search("a query \udc80"),
+        lambda s: s.search_many(["fine", "a query \udc80"]),
     ],
-    ids=["text", "metadata-value", "metadata-key", "id", "filter", "list-filter"],
+    ids=["text", "metadata-value", "metadata-key", "id", "filter", "list-filter", "query", "many"],
 )
 def test_lone_surrogates_are_rejected(store: MemoryStore, call: object) -> None:
     """Before: UnicodeEncodeError. Chosen: reject (documented), nothing stored."""
