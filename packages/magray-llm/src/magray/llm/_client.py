@@ -66,6 +66,35 @@ M = TypeVar("M", bound=BaseModel)
 _log = get_logger("magray.llm")
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """One logical request as the caller made it.
+
+    Attributes:
+        messages: The conversation (normalized message dicts).
+        tools: Tool schemas the model may call.
+        model: Only this model (no fallbacks), or ``None`` for the configured chain.
+        params: Extra request parameters (they win over the model's configured ones).
+        stream: Whether the reply is streamed.
+    """
+
+    messages: list[dict[str, Any]]
+    tools: Sequence[dict[str, Any]] | None
+    model: str | None
+    params: dict[str, Any]
+    stream: bool
+
+    def kwargs(self, base: dict[str, Any]) -> dict[str, Any]:
+        """The request's keyword arguments: ``base`` (a model's), the params, the messages."""
+        kwargs = {**base, **self.params, "messages": self.messages}
+        if self.tools:
+            kwargs["tools"] = list(self.tools)
+        if self.stream:
+            kwargs["stream"] = True
+            kwargs.setdefault("stream_options", {"include_usage": True})
+        return kwargs
+
+
 @dataclass
 class _Answer:
     """Who answered a call and how to account for it (shared by every transport).
@@ -327,16 +356,9 @@ class LLMClient:
             err.args = (err.message,)
         return err
 
-    def _attempts(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        model: str | None,
-        params: dict[str, Any],
-        stream: bool,
-    ) -> Steps[tuple[Any, _Answer]]:
+    def _attempts(self, ask: _Ask) -> Steps[tuple[Any, _Answer]]:
         """Every model of the chain in turn, each retried with backoff while retriable."""
-        chain = self._chain(model)
+        chain = self._chain(ask.model)
         attempts: list[dict[str, Any]] = []
         last: LLMError | None = None
         for index, cfg in enumerate(chain):
@@ -347,10 +369,8 @@ class LLMClient:
                 start = self._clock()
                 try:
                     _require_key(cfg)
-                    transport = self._transport(cfg, params)
-                    base = {**self._prepare(cfg), **params}
-                    kwargs = _request_kwargs(base, messages, tools, stream=stream)
-                    response = yield Send(transport, kwargs, stream)
+                    transport = self._transport(cfg, ask.params)
+                    response = yield Send(transport, ask.kwargs(self._prepare(cfg)), ask.stream)
                 except Exception as exc:
                     err = _mapped(exc, cfg)
                     self._record_error(cfg.model, err, (self._clock() - start) * 1000)
@@ -369,20 +389,14 @@ class LLMClient:
         raise self._failed(last, attempts, len(chain))
 
     def _routed_attempt(
-        self,
-        routing: tuple[RoutedModels, str, bool],
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        params: dict[str, Any],
-        stream: bool,
+        self, routing: tuple[RoutedModels, str, bool], ask: _Ask
     ) -> Steps[tuple[Any, _Answer]]:
         """One call through litellm's Router, which retries and falls back itself."""
         routed, name, only = routing
         routed.router()  # built outside the try: a set-up error is not a failed attempt
         call = RoutedCall(routed, CallLog(sync=True), only=only)
-        kwargs = _request_kwargs({**params, "model": name}, messages, tools, stream=stream)
         try:
-            response = yield Send(call, kwargs, stream)
+            response = yield Send(call, {**ask.kwargs({}), "model": name}, ask.stream)
         except Exception as exc:
             raise self._routed_failure(exc, call.log, routed, name, only) from exc
         dep = call.log.answered_by
@@ -392,26 +406,15 @@ class LLMClient:
         )
         return response, answer
 
-    def _request(
-        self,
-        messages: list[dict[str, Any]],
-        tools: Sequence[dict[str, Any]] | None,
-        model: str | None,
-        params: dict[str, Any],
-        *,
-        stream: bool,
-    ) -> Steps[Any]:
+    def _request(self, ask: _Ask) -> Steps[Any]:
         """One logical request: a :class:`Completion`, or an :class:`Opened` stream."""
         started = self._clock()
-        routing = self._router_for(model)
-        if routing is not None:
-            attempt = self._routed_attempt(routing, messages, tools, params, stream)
-        else:
-            attempt = self._attempts(messages, tools, model, params, stream)
+        routing = self._router_for(ask.model)
+        attempt = self._attempts(ask) if routing is None else self._routed_attempt(routing, ask)
         response, answer = yield from attempt
-        if stream:
+        if ask.stream:
             assembler = StreamAssembler(model=answer.label)
-            finish = self._finisher(answer, assembler, messages, started)
+            finish = self._finisher(answer, assembler, ask.messages, started)
             return Opened(
                 response, assembler, finish, lambda exc: map_error(exc, model=answer.label)
             )
@@ -566,9 +569,8 @@ class LLMClient:
         total = None
         raw = ""
         for _ in range(settings_retries + 1):
-            completion: Completion = yield from self._request(
-                conversation, None, model, {**extra, **params}, stream=False
-            )
+            ask = _Ask(conversation, None, model, {**extra, **params}, stream=False)
+            completion: Completion = yield from self._request(ask)
             total = completion.usage if total is None else total + completion.usage
             try:
                 completion.parsed = parse_reply(completion, response_model, mode)
@@ -601,7 +603,7 @@ class LLMClient:
             if tools:
                 raise InvalidInputError("pass either tools or response_model, not both")
             return self._structured(msgs, response_model, model, params)
-        return self._request(msgs, tools, model, params, stream=stream)
+        return self._request(_Ask(msgs, tools, model, params, stream))
 
     # ------------------------------------------------------------ public API
 
@@ -763,22 +765,6 @@ def _llm_section(settings: LLMSettings | Settings | None) -> LLMSettings | None:
     if isinstance(settings, Settings):
         return settings.llm
     return settings
-
-
-def _request_kwargs(
-    base: dict[str, Any],
-    messages: list[dict[str, Any]],
-    tools: Sequence[dict[str, Any]] | None,
-    *,
-    stream: bool,
-) -> dict[str, Any]:
-    kwargs = {**base, "messages": messages}
-    if tools:
-        kwargs["tools"] = list(tools)
-    if stream:
-        kwargs["stream"] = True
-        kwargs.setdefault("stream_options", {"include_usage": True})
-    return kwargs
 
 
 def _estimated_usage(messages: list[dict[str, Any]], completion: Completion) -> Usage:
