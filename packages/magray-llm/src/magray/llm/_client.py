@@ -46,6 +46,7 @@ from magray.llm._routing import (
     Deployment,
     RoutedModels,
     deployments_for,
+    retry_after,
     uses_router,
 )
 from magray.llm._stream import StreamAssembler, completion_from_response
@@ -381,7 +382,7 @@ class LLMClient:
                     if not err.retriable or retry >= self.retry.max_retries:
                         break
                     self._metrics.counter("llm.retries", model=cfg.model).inc()
-                    yield Sleep(self.retry.delay(retry, retry_after=_retry_after(exc)))
+                    yield Sleep(self.retry.delay(retry, retry_after=retry_after(exc)))
                     continue
                 latency = (self._clock() - start) * 1000
                 return response, _Answer(cfg.model, transport, attempts, latency, True, cfg.model)
@@ -778,21 +779,3 @@ def _estimated_usage(messages: list[dict[str, Any]], completion: Completion) -> 
 def _with_cost(completion: Completion, cost: float | None) -> Usage:
     u = completion.usage
     return Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens, cost)
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds from a ``Retry-After`` header on the provider's response, if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        value = headers.get("retry-after")
-    except Exception:
-        return None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        return None

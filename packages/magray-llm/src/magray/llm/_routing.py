@@ -44,6 +44,7 @@ __all__ = [
     "Deployment",
     "RoutedModels",
     "deployments_for",
+    "retry_after",
     "uses_router",
 ]
 
@@ -181,7 +182,8 @@ _CALL: contextvars.ContextVar[CallLog | None] = contextvars.ContextVar(
 )
 
 
-def _retry_after(exc: BaseException) -> float | None:
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a ``Retry-After`` header on the provider's response, if any."""
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     try:
@@ -468,7 +470,7 @@ class RoutedModels:
         if err is not exc:
             err.__cause__ = exc
         log.last_failed, log.last_error = dep, err
-        log.retry_after = _retry_after(exc)
+        log.retry_after = retry_after(exc)
         log.attempts.append({"model": dep.label, "outcome": err.code, "message": err.message})
         m = self._metrics
         m.counter("llm.calls", model=dep.label, outcome=err.code).inc()
