@@ -741,7 +741,6 @@ class MemoryStore:
             return sum(counts.values())
         return counts[Layer.parse(layer).value]
 
-    @_guarded
     def search(
         self,
         query: str | Sequence[float] | np.ndarray,
@@ -765,37 +764,41 @@ class MemoryStore:
                 cross-encoder (a warning and plain results when none is installed).
             ef_search: HNSW search breadth for this query (default: settings).
         """
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, not {k!r}")
-        chosen = self._layers(layers)
-        if where:
-            check_nested(where, "the filter")
-        text_query = query if isinstance(query, str) else None
-        if text_query is not None:
-            if not text_query.strip():
-                raise InvalidInputError("the search query is empty")
-            check_nested(text_query, "the search query")
-            self._check_model()
-            qvec = self._embed([text_query])[0]
-        else:
-            qvec = self._query_vector(query)
-        fetch = min(MAX_K, k * self.settings.rerank_candidates) if rerank else k
-        now = self.clock()
-        start = time.perf_counter()
-        hits = self._backend.search(
-            qvec,
-            fetch,
-            layers=chosen,
-            where=dict(where) if where else None,
-            now=now,
-            ef_search=ef_search,
-        )
-        self._search_latency.observe((time.perf_counter() - start) * 1000.0)
-        self._search_calls.inc()
-        if rerank:
-            hits = self._rerank(text_query, hits, k)[:k]
-        self._backend.touch([h.id for h in hits], now)
-        return hits
+        # No decorator on the hot path: a try block costs nothing until it raises.
+        try:
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+                raise InvalidInputError(f"k must be an integer from 1 to {MAX_K}, not {k!r}")
+            chosen = self._layers(layers)
+            if where:
+                check_nested(where, "the filter")
+            text_query = query if isinstance(query, str) else None
+            if text_query is not None:
+                if not text_query.strip():
+                    raise InvalidInputError("the search query is empty")
+                check_nested(text_query, "the search query")
+                self._check_model()
+                qvec = self._embed([text_query])[0]
+            else:
+                qvec = self._query_vector(query)
+            fetch = min(MAX_K, k * self.settings.rerank_candidates) if rerank else k
+            now = self.clock()
+            start = time.perf_counter()
+            hits = self._backend.search(
+                qvec,
+                fetch,
+                layers=chosen,
+                where=dict(where) if where else None,
+                now=now,
+                ef_search=ef_search,
+            )
+            self._search_latency.observe((time.perf_counter() - start) * 1000.0)
+            self._search_calls.inc()
+            if rerank:
+                hits = self._rerank(text_query, hits, k)[:k]
+            self._backend.touch([h.id for h in hits], now)
+            return hits
+        except (sqlite3.Error, OSError) as exc:
+            raise translate(exc, self.path, f"memory store {self.location}: search") from exc
 
     @_guarded
     def search_many(
