@@ -154,9 +154,11 @@ def test_end_to_end_git(ws: Path, run_magray) -> None:  # type: ignore[no-untype
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=ws, check=True)
     add = run_magray("tools", "run", "git_add", "--args", '{"paths": ["notes.txt"]}', env=env)
     assert add.returncode == 0, add.stderr
-    commit = run_magray(
-        "tools", "run", "git_commit", "--json", "--args", '{"message": "add notes"}', env=env
-    )
+    args = '{"message": "add notes"}'
+    asked = run_magray("tools", "run", "git_commit", "--args", args, env=env)
+    assert asked.returncode == 1  # committing asks by default; no terminal here
+    assert "tools.allow_commit" in asked.stderr
+    commit = run_magray("tools", "run", "git_commit", "--json", "--yes", "--args", args, env=env)
     assert commit.returncode == 0, commit.stderr
     log = run_magray("--json", "tools", "run", "git_log", env=env)
     assert json.loads(log.stdout)["data"]["commits"][0]["subject"] == "add notes"
