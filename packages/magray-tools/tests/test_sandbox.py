@@ -208,8 +208,8 @@ def test_bwrap_argv_shape(workspace: Path, tmp_path: Path) -> None:
     assert argv[:3] == ["bwrap", "--die-with-parent", "--unshare-pid"]
     assert "--unshare-pid" in argv
     assert "--unshare-net" in argv
-    assert "/" not in [argv[i + 1] for i, a in enumerate(argv) if a in {"--bind", "--ro-bind"}]
-    bind = argv.index("--bind")
+    assert "/" not in [argv[i + 1] for i, a in enumerate(argv) if "bind" in a]
+    bind = argv.index("--bind-try")
     assert argv[bind + 1 : bind + 3] == [str(workspace)] * 2
     assert argv.index("--tmpfs") < bind  # the workspace is mounted over the tmpfs
     git_ro = argv.index(str(workspace / ".GIT"))
@@ -240,3 +240,24 @@ def test_seatbelt_profile_text(workspace: Path, tmp_path: Path) -> None:
     assert "(allow network-outbound)" in ro
     full = seatbelt_profile(Confinement("full", (), (workspace,)), private=tmp_path)
     assert "(allow file-write*)" in full
+
+
+def test_nested_roots_keep_their_own_mode(
+    registry: ToolRegistry, workspace: Path, tmp_path: Path
+) -> None:
+    need("bwrap")
+    vendor = workspace / "vendor"  # read-only inside the writable workspace
+    vendor.mkdir()
+    outer = tmp_path / "docs"  # a writable project inside a read-only tree
+    (outer / "proj").mkdir(parents=True)
+    policy = Policy(
+        write_roots=(workspace, outer / "proj"),
+        read_roots=(vendor, outer),
+        allow_shell=True,
+        assume_yes=True,
+    )
+    ctx = ToolContext(policy)
+    assert not sh(registry, ctx, f"touch {vendor}/x")[0]
+    assert not (vendor / "x").exists()
+    assert sh(registry, ctx, f"touch {outer}/proj/y")[0]
+    assert not sh(registry, ctx, f"touch {outer}/z")[0]

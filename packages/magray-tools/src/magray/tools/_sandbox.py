@@ -279,12 +279,16 @@ def bwrap_argv(
         elif p.is_dir():
             out += ["--ro-bind", d, d]
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-    for p in (*_runtime_dirs(path_var), *conf.extra_read, *conf.read_roots):
+    for p in _runtime_dirs(path_var):
         out += ["--ro-bind-try", str(p), str(p)]
     writable = conf.mode == "workspace-write"
-    for root in conf.write_roots:
-        out += ["--bind" if writable else "--ro-bind", str(root), str(root)]
-        if writable and not conf.git_writable:
+    binds = [(p, "--ro-bind-try") for p in (*conf.extra_read, *conf.read_roots)]
+    binds += [(r, "--bind-try" if writable else "--ro-bind-try") for r in conf.write_roots]
+    # Outer directories first, so a root nested in another keeps its own mode.
+    for path, flag in sorted(binds, key=lambda b: len(b[0].parts)):
+        out += [flag, str(path), str(path)]
+    if writable and not conf.git_writable:
+        for root in conf.write_roots:
             for g in _git_dirs(root):
                 out += ["--ro-bind", str(g), str(g)]
     return [*out, "--chdir", str(cwd), "--", *argv]
