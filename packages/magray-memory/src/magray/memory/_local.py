@@ -1348,6 +1348,9 @@ class LocalBackend:
         try:
             with self.db.write() as conn:
                 conn.executemany(_UPDATE_ACCESS, items)
+        except (sqlite3.Error, StorageError) as exc:
+            # Statistics: a full disk must not fail the read (get, list) that flushes them.
+            log.warning("search access counts were not written", records=len(items), error=str(exc))
         finally:
             self.db.conn.execute("PRAGMA synchronous=FULL")
         # No data_version update here: this connection's own commits do not change it, and
