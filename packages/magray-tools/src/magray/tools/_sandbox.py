@@ -281,6 +281,10 @@ def bwrap_argv(
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     for p in _runtime_dirs(path_var):
         out += ["--ro-bind-try", str(p), str(p)]
+    if conf.network:  # /etc/resolv.conf often points into /run (systemd-resolved)
+        resolv = Path("/etc/resolv.conf").resolve()
+        if not any(resolv.is_relative_to(d) for d in SYSTEM_DIRS):
+            out += ["--ro-bind-try", str(resolv.parent), str(resolv.parent)]
     writable = conf.mode == "workspace-write"
     binds = [(p, "--ro-bind-try") for p in (*conf.extra_read, *conf.read_roots)]
     binds += [(r, "--bind-try" if writable else "--ro-bind-try") for r in conf.write_roots]
