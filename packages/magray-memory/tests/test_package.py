@@ -27,7 +27,8 @@ def test_exported_members() -> None:
         "__version__", "MemoryStore", "Layer", "Hit", "Record", "Embedder", "Reranker",
         "load_embedder", "load_reranker", "Explanation", "PromotionPolicy", "EmbeddingCache",
         "split_passages", "text_hash", "DuplicateIdError", "ModelMismatchError",
-        "RecordNotFoundError", "StoreCorruptError",
+        "RecordNotFoundError", "StoreCorruptError", "DatabaseMissingError",
+        "DatabaseRegressedError",
         "Ingest", "IngestReport", "FileResult", "iter_files", "iter_passages", "fit_to_window",
     }  # fmt: skip
 

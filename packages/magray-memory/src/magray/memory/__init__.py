@@ -24,6 +24,8 @@ from magray.memory._scoring import Explanation, PromotionPolicy
 from magray.memory._store import MemoryStore
 from magray.memory._types import Embedder, Hit, Layer, Record, Reranker
 from magray.memory.errors import (
+    DatabaseMissingError,
+    DatabaseRegressedError,
     DuplicateIdError,
     ModelMismatchError,
     RecordNotFoundError,
@@ -59,6 +61,8 @@ __all__ = [
     "split_passages",
     "text_hash",
     # errors
+    "DatabaseMissingError",
+    "DatabaseRegressedError",
     "DuplicateIdError",
     "ModelMismatchError",
     "RecordNotFoundError",
