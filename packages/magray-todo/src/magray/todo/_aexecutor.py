@@ -109,8 +109,8 @@ class AsyncExecutor:
             while True:
                 stopping = self._stopping
                 if not stopping:
-                    for task in core.claim(self.max_workers - len(flights)):
-                        flights[asyncio.create_task(self._attempt(task, core))] = task
+                    for attempt in core.claim(self.max_workers - len(flights)):
+                        flights[asyncio.create_task(self._attempt(attempt, core))] = attempt.task
                 if not flights:
                     if stopping:
                         stopped = True
@@ -156,16 +156,17 @@ class AsyncExecutor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), seconds)
 
-    async def _attempt(self, task: Task, core: RunCore) -> Outcome:
+    async def _attempt(self, attempt: Attempt, core: RunCore) -> Outcome:
+        task = attempt.task
         timeout = core.timeout_of(task)
         start = time.perf_counter()
-        attempt = Attempt(task)
         _current.set(attempt)  # this asyncio task's own context; to_thread copies it
+        threaded = not _is_async(self.runner)
         try:
-            if _is_async(self.runner):
-                call: Awaitable[Any] = self.runner(task)
+            if threaded:
+                call: Awaitable[Any] = asyncio.to_thread(_in_thread, self.runner, attempt)
             else:
-                call = asyncio.to_thread(self.runner, task)
+                call = self.runner(task)
             value = await asyncio.wait_for(call, timeout)
         except TimeoutError:
             if timeout is None:
@@ -177,7 +178,21 @@ class AsyncExecutor:
             raise
         except Exception as exc:
             return Outcome(task, False, exc, duration=time.perf_counter() - start)
+        finally:
+            if not threaded:  # a thread lets go of the lock itself, when the runner returns
+                attempt.returned()
         return Outcome(task, True, value, duration=time.perf_counter() - start)
+
+
+def _in_thread(runner: Callable[[Task], Any], attempt: Attempt) -> Any:
+    """Run a plain runner in a worker thread; the task lock is let go when it returns.
+
+    An attempt that timed out before its thread started is not run at all.
+    """
+    try:
+        return None if attempt.cancelled else runner(attempt.task)
+    finally:
+        attempt.returned()
 
 
 def _is_async(runner: Any) -> bool:

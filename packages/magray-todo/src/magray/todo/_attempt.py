@@ -14,6 +14,12 @@ attempt with :func:`current_attempt`.
             if attempt is not None and attempt.cancelled:
                 raise RuntimeError("stopped")
             ...
+
+A runner that starts processes passes :attr:`Attempt.pass_fds` to them, so
+the task stays locked while they run even if the executor dies (see
+:mod:`magray.todo._lock`)::
+
+    subprocess.run(cmd, pass_fds=current_attempt().pass_fds)
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING
 from magray.common.log import get_logger
 
 if TYPE_CHECKING:
+    from magray.todo._lock import TaskLock
     from magray.todo._model import Task
 
 __all__ = ["Attempt", "current_attempt"]
@@ -41,15 +48,33 @@ class Attempt:
         reason: Why it was cancelled (``None`` while it is not).
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, lock: TaskLock | None = None) -> None:
         self.task = task
         self.reason: str | None = None
+        self._task_lock = lock
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], object]] = []
 
     def __repr__(self) -> str:
         return f"Attempt(task={self.task.id}, cancelled={self.cancelled})"
+
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        """Descriptors to hand to every process the runner starts (``subprocess`` ``pass_fds``).
+
+        They hold the task's lock: while such a process lives, no executor
+        (in this process or the next, should this one be killed) starts the
+        task again. Empty once the attempt has returned, or where task locks
+        are not supported.
+        """
+        fd = None if self._task_lock is None else self._task_lock.fd
+        return () if fd is None else (fd,)
+
+    def returned(self) -> None:
+        """The runner has returned: this process lets go of the task lock (executors call it)."""
+        if self._task_lock is not None:
+            self._task_lock.release()
 
     @property
     def cancelled(self) -> bool:

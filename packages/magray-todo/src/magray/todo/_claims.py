@@ -19,7 +19,7 @@ from magray.todo._resolver import Change
 from magray.todo._schema import TASK
 from magray.todo._store import TodoStore
 
-__all__ = ["claim", "finish", "next_retry_at", "reset_stale", "scope"]
+__all__ = ["claim", "defer", "finish", "next_retry_at", "reset_stale", "scope"]
 
 S = Status
 
@@ -47,6 +47,21 @@ def claim(
             {"now": now, "run": run_id, "ids": [t.id for t in picked]},
         ).all()
         return store._fetch(conn, sorted(int(r[0]) for r in claimed), keep_order=picked)
+
+
+def defer(store: TodoStore, run_id: str, ids: Sequence[int], until: float) -> None:
+    """Give back claimed tasks that could not start: ready from ``until``, attempt uncounted."""
+    if not ids:
+        return
+    with store._write() as conn:
+        conn.execute(
+            text(
+                "UPDATE todo_task SET status = 'ready', attempts = MAX(attempts - 1, 0), "
+                "not_before = :until, updated = :now "
+                f"WHERE id {R._IN_IDS} AND status = 'running' AND run_id = :run"
+            ),
+            {"ids": R._ids(ids), "until": until, "now": store.now(), "run": run_id},
+        )
 
 
 def finish(
@@ -100,13 +115,16 @@ def finish(
     return changes
 
 
-def reset_stale(store: TodoStore, note: str) -> list[Change]:
+def reset_stale(store: TodoStore, note: str, *, still_running: Iterable[int] = ()) -> list[Change]:
     """Reset every running task (the caller holds the run lock, so all are stale).
 
     Idempotent tasks go back to ready (the interrupted attempt is not
-    counted); others fail with an explanation, because running them twice
-    might repeat a side effect.
+    counted; no executor starts one while a process of the old attempt still
+    holds its task lock); others fail with an explanation, because running
+    them twice might repeat a side effect. ``still_running`` names tasks
+    whose lock is still held, so their message says so.
     """
+    alive = set(still_running)
     now = store.now()
     changes: list[Change] = []
     with store._write() as conn:
@@ -131,6 +149,9 @@ def reset_stale(store: TodoStore, note: str) -> list[Change]:
             )
             changes += [Change(i, S.RUNNING, S.READY) for i in again]
         for task_id in stop:
+            where = (
+                "a process it started is still running; once it ends, " if task_id in alive else ""
+            )
             R.set_status(
                 conn,
                 [task_id],
@@ -139,8 +160,8 @@ def reset_stale(store: TodoStore, note: str) -> list[Change]:
                 finished=True,
                 extra={
                     "error": f"interrupted: {note}; not marked idempotent, so not re-run "
-                    f"automatically: check its effects, then `magray todo retry {task_id}` "
-                    f"or `magray todo done {task_id}`"
+                    f"automatically: {where}check its effects, then "
+                    f"`magray todo retry {task_id}` or `magray todo done {task_id}`"
                 },
             )
             changes.append(Change(task_id, S.RUNNING, S.FAILED))

@@ -22,6 +22,7 @@ class EventKind(StrEnum):
     TASK_RETRYING = "task_retrying"  # an attempt failed; another follows after a delay
     TASK_FAILED = "task_failed"  # out of attempts (or not retriable)
     TASK_DISCARDED = "task_discarded"  # the task changed under us (e.g. cancelled); result dropped
+    TASK_HELD = "task_held"  # another process holds the task's lock (an attempt still executing)
     RUN_FINISHED = "run_finished"
 
 
@@ -33,7 +34,8 @@ class ProgressEvent:
         kind: What happened.
         run_id: The run it belongs to.
         task: The task concerned (its state when the event was made), if any.
-        error: Failure message for retry/failed events.
+        error: Failure message for retry/failed events; for ``task_held``, who
+            holds the task's lock.
         timed_out: The attempt ran past its timeout.
         retry_in: Seconds until the next attempt (retry events).
         duration: Seconds the attempt took.

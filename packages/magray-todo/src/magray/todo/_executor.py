@@ -77,6 +77,7 @@ class _Pool:
                 if token in self._abandoned:  # timed out before it even started: skip it
                     self._abandoned.discard(token)
                     self._alive -= 1
+                    attempt.returned()
                     return
             start = time.perf_counter()
             context = _current.set(attempt)
@@ -86,6 +87,7 @@ class _Pool:
                 ok, value = False, exc
             finally:
                 _current.reset(context)
+                attempt.returned()
             self.results.put((token, ok, value, time.perf_counter() - start))
             with self._lock:
                 if token in self._abandoned:  # a replacement took this worker's slot
@@ -230,11 +232,11 @@ class Executor:
             while True:
                 stopping = self._stop.is_set()
                 if not stopping:
-                    for task in core.claim(self.max_workers - len(flights)):
-                        timeout = core.timeout_of(task)
+                    for attempt in core.claim(self.max_workers - len(flights)):
+                        timeout = core.timeout_of(attempt.task)
                         token = next(tokens)
                         deadline = None if timeout is None else self.clock() + timeout
-                        flight = _Flight(Attempt(task), token, deadline, timeout)
+                        flight = _Flight(attempt, token, deadline, timeout)
                         flights[token] = flight
                         pool.submit(token, flight.attempt)
                 if not flights:

@@ -28,7 +28,9 @@ from magray.common.errors import (
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
 from magray.todo import _claims as C
+from magray.todo._attempt import Attempt
 from magray.todo._events import EventKind, ProgressEvent, RunReport, Subscriber
+from magray.todo._lock import holder, try_lock
 from magray.todo._model import FINISHED, Status, Task
 from magray.todo._resolver import Change
 from magray.todo._store import TodoStore
@@ -61,6 +63,9 @@ class Backoff:
 
 # "Take it from settings", for options where None already means something (no timeout).
 DEFAULT: Any = object()
+
+#: Seconds between looks at a task whose lock another process holds.
+HOLD_POLL = 0.5
 
 
 def resolve_limits(
@@ -135,6 +140,7 @@ class RunCore:
         self.reset = 0
         self._lock: Any = None
         self._maybe_retry = False
+        self._held_seen: set[int] = set()  # tasks reported as held by another process
 
     # ------------------------------------------------------------ lifecycle
     def begin(self) -> None:
@@ -165,7 +171,12 @@ class RunCore:
             )
         self.started_at = self.clock()
         try:
-            stale = C.reset_stale(self.store, "the run that claimed it ended without finishing it")
+            running = [t.id for t in self.store.tasks(status=Status.RUNNING)]
+            stale = C.reset_stale(
+                self.store,
+                "the run that claimed it ended without finishing it",
+                still_running=[i for i in running if self._held_elsewhere(i)],
+            )
             self._recount()
         except BaseException:
             self._release()
@@ -216,19 +227,54 @@ class RunCore:
             self._lock = None
 
     # ------------------------------------------------------------ work
-    def claim(self, limit: int) -> list[Task]:
-        """Claim up to ``limit`` ready tasks (highest priority first)."""
+    def claim(self, limit: int) -> list[Attempt]:
+        """Claim up to ``limit`` ready tasks (highest priority first) and take their task locks.
+
+        A task whose lock another process holds (an attempt of a dead run
+        still executing in a child) is given back and looked at again every
+        :data:`HOLD_POLL` seconds; it starts once that process has ended.
+        """
         if limit <= 0:
             return []
         tasks = C.claim(
             self.store, self.run_id, limit, with_action=self.with_action, ids=self.scope
         )
+        attempts: list[Attempt] = []
+        held: list[Task] = []
         for task in tasks:
-            self._apply([Change(task.id, Status.READY, Status.RUNNING)])
+            lock = try_lock(self.store.path, task.id, run_id=self.run_id)
+            if lock is None:
+                held.append(task)
+            else:
+                attempts.append(Attempt(task, lock))
+        if held:
+            C.defer(self.store, self.run_id, [t.id for t in held], self.clock() + HOLD_POLL)
+            self._maybe_retry = True
+            for task in held:
+                if task.id not in self._held_seen:
+                    self._held_seen.add(task.id)
+                    self.emit(EventKind.TASK_HELD, task=task, error=self._describe_holder(task.id))
+        for attempt in attempts:
+            self._apply([Change(attempt.task.id, Status.READY, Status.RUNNING)])
             self.attempts += 1
             self.metrics.counter("todo.attempts").inc()
-            self.emit(EventKind.TASK_STARTED, task=task)
-        return tasks
+            self.emit(EventKind.TASK_STARTED, task=attempt.task)
+        return attempts
+
+    def _held_elsewhere(self, task_id: int) -> bool:
+        lock = try_lock(self.store.path, task_id, run_id=self.run_id)
+        if lock is None:
+            return True
+        lock.release()
+        return False
+
+    def _describe_holder(self, task_id: int) -> str:
+        info = holder(self.store.path, task_id)
+        started = f" of run {info['run_id']} (pid {info['pid']})" if info else ""
+        return (
+            f"an attempt{started} is still executing in a process that holds the task's "
+            "lock; waiting for it to end"
+        )
 
     def timeout_of(self, task: Task) -> float | None:
         return task.timeout if task.timeout is not None else self.default_timeout

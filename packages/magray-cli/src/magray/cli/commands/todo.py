@@ -839,6 +839,7 @@ class _Progress:
             "task_failed": ("✗", "red", event.error or ""),
             "task_reset": ("⟲", "magenta", "left running by a dead run; reset"),
             "task_discarded": ("–", "dim", "changed during the attempt; result dropped"),
+            "task_held": ("⏸", "magenta", event.error or "held by another process"),
         }
         if kind not in marks or (kind == "task_started" and self.bar is None and self.as_json):
             return
