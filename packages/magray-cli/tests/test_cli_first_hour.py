@@ -252,3 +252,18 @@ def test_main_makes_files_private_and_gives_the_umask_back(magray_home: Path) ->
         os.umask(old)
     assert not_private(magray_home / "data") == []
     assert (magray_home / "data" / "todo.db").exists()
+
+
+def test_chat_and_smart_complete_configured_llm_models(run_magray, magray_home: Path) -> None:
+    (magray_home / "config.toml").write_text(
+        '[llm]\nmodel = "openai/gpt-4o-mini"\nfallbacks = ["ollama/llama3"]\n'
+    )
+    assert complete(run_magray, "magray chat --model oll") == ["ollama/llama3"]
+    assert complete(run_magray, "magray smart --model open") == ["openai/gpt-4o-mini"]
+
+
+def test_model_commands_complete_embedding_models(run_magray) -> None:
+    for words in ("magray models info minilm", "magray embed --model minilm"):
+        names = complete(run_magray, words)
+        assert "minilm-l6" in names, (words, names)
+        assert all(n.startswith("minilm") for n in names)

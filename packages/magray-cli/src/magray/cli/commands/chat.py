@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from magray.cli._complete import complete_llm_models
 from magray.cli._context import AppContext, json_option, pass_app
 
 ROUTES = ["auto", "answer", "tool", "plan", "memory", "todo"]
@@ -14,7 +15,12 @@ ROUTES = ["auto", "answer", "tool", "plan", "memory", "todo"]
 @click.command()
 @click.argument("message", nargs=-1)
 @click.option("--no-memory", is_flag=True, help="Neither use nor store memory for this chat.")
-@click.option("--model", default=None, help="Use only this configured model (no fallbacks).")
+@click.option(
+    "--model",
+    default=None,
+    shell_complete=complete_llm_models,
+    help="Use only this configured model (no fallbacks).",
+)
 @click.option(
     "--route",
     type=click.Choice(ROUTES),

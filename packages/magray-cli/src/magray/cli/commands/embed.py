@@ -6,12 +6,18 @@ import sys
 
 import click
 
+from magray.cli._complete import complete_embedding_models
 from magray.cli._context import AppContext, json_option, pass_app
 
 
 @click.command()
 @click.argument("texts", nargs=-1)
-@click.option("--model", default=None, help="Registry name (default: ai.embedding_model).")
+@click.option(
+    "--model",
+    default=None,
+    shell_complete=complete_embedding_models,
+    help="Registry name (default: ai.embedding_model).",
+)
 @click.option("--vectors", is_flag=True, help="Include the full vectors (JSON) or print them.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read one text per line from stdin.")
 @json_option

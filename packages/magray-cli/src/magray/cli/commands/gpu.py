@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from magray.cli._complete import complete_embedding_models
 from magray.cli._context import AppContext, json_option, pass_app
 
 
@@ -38,7 +39,13 @@ def gpu_info(app: AppContext) -> None:
 
 
 @gpu.command("benchmark")
-@click.option("--model", default="default", show_default=True, help="Embedding model to time.")
+@click.option(
+    "--model",
+    default="default",
+    show_default=True,
+    shell_complete=complete_embedding_models,
+    help="Embedding model to time.",
+)
 @click.option("--sentences", default=256, show_default=True, type=click.IntRange(8, 100_000))
 @json_option
 @pass_app

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from magray.cli._complete import complete_embedding_models
 from magray.cli._context import AppContext, json_option, pass_app
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def models_list(app: AppContext, task: str | None) -> None:
 
 
 @models.command("info")
-@click.argument("name", default="default")
+@click.argument("name", default="default", shell_complete=complete_embedding_models)
 @json_option
 @pass_app
 def models_info(app: AppContext, name: str) -> None:
@@ -111,7 +112,7 @@ def models_info(app: AppContext, name: str) -> None:
 
 
 @models.command("verify")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_embedding_models)
 @json_option
 @pass_app
 def models_verify(app: AppContext, names: tuple[str, ...]) -> None:
@@ -142,7 +143,7 @@ def models_verify(app: AppContext, names: tuple[str, ...]) -> None:
 
 
 @models.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_embedding_models)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @pass_app
@@ -232,7 +233,7 @@ def models_import(
 
 
 @models.command("quantize")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_embedding_models)
 @click.option("--int8", "mode", flag_value="int8", default=True, help="INT8 dynamic (default).")
 @click.option("--fp16", "mode", flag_value="fp16", help="FP16 weights, for GPU providers.")
 @click.option("--as", "new_name", default=None, help="Name of the variant (default NAME-q8/-f16).")
@@ -307,7 +308,7 @@ def models_quantize(
 
 
 @models.command("bench")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_embedding_models)
 @json_option
 @pass_app
 def models_bench(app: AppContext, names: tuple[str, ...]) -> None:

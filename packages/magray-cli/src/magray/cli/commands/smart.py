@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from magray.cli._complete import complete_llm_models
 from magray.cli._context import AppContext, json_option, pass_app
 
 
@@ -14,7 +15,12 @@ from magray.cli._context import AppContext, json_option, pass_app
 @click.option("--dry-run", is_flag=True, help="Show the plan only; run nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Approve tool calls the sandbox asks about.")
 @click.option("--no-memory", is_flag=True, help="Do not store this task in memory.")
-@click.option("--model", default=None, help="Plan with only this configured model.")
+@click.option(
+    "--model",
+    default=None,
+    shell_complete=complete_llm_models,
+    help="Plan with only this configured model.",
+)
 @click.option("--plain", is_flag=True, help="Print raw text, no markdown rendering.")
 @json_option
 @pass_app
