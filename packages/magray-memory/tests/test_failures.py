@@ -146,6 +146,19 @@ def test_a_store_another_user_cannot_write_opens_read_only(world_readable_store:
     assert str(world_readable_store / "sub") in str(steps["open-new"]["message"])
 
 
+def test_an_index_lock_another_user_owns_is_a_permission_error(
+    world_readable_store: Path,
+) -> None:
+    """Before: a raw PermissionError. The store is nobody's, its index.lock root's."""
+    for p in [world_readable_store, *world_readable_store.rglob("*")]:
+        os.chown(p, 65534, 65534)
+    os.chown(world_readable_store / "index.lock", 0, 0)
+    steps = _run([], world_readable_store, "as-nobody")
+    assert steps["open"]["code"] == "storage.permission"
+    assert str(world_readable_store / "index.lock") in str(steps["open"]["message"])
+    assert "uid 65534" in str(steps["open"]["hint"])
+
+
 def test_a_store_on_a_read_only_mount_opens_read_only(tmp_path: Path) -> None:
     if shutil.which("unshare") is None:
         pytest.skip("unshare (util-linux) is not installed")
