@@ -261,3 +261,24 @@ def test_nested_roots_keep_their_own_mode(
     assert not (vendor / "x").exists()
     assert sh(registry, ctx, f"touch {outer}/proj/y")[0]
     assert not sh(registry, ctx, f"touch {outer}/z")[0]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_passed_descriptors_reach_the_command(
+    registry: ToolRegistry, workspace: Path, tmp_path: Path, mechanism: str
+) -> None:
+    import fcntl
+
+    lock_path = tmp_path / "task.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        ctx = ctx_for(workspace, mechanism)
+        ctx.pass_fds = (fd,)
+        ok, out = sh(registry, ctx, f"ls /proc/self/fd/{fd}")
+        assert ok, out  # the command holds the descriptor (and with it the lock)
+        ctx.pass_fds = ()
+        ok, _ = sh(registry, ctx, f"ls /proc/self/fd/{fd}")
+        assert not ok  # nothing else leaks into the sandbox
+    finally:
+        os.close(fd)

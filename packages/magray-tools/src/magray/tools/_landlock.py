@@ -1,15 +1,17 @@
-"""Landlock through ctypes, and the re-exec helper that confines one child.
+"""Landlock through ctypes, and the re-exec helper that confines one command.
 
 Only the standard library is imported here, on purpose: the launcher runs this
 file as a script (``python -I -S _landlock.py POLICY -- argv``) when bubblewrap
 cannot be used, so it must start fast and without the venv's site packages.
-The helper, in this order: asks for ``SIGKILL`` when its parent dies (and exits
-if the parent is already gone), sets ``no_new_privs``, builds a Landlock ruleset
-(read/execute beneath the read paths, everything beneath the write paths, TCP
-bind/connect refused unless the network is allowed, and from ABI 6 signals and
-abstract Unix sockets scoped to the sandbox), restricts itself, then ``execv``s
-the target. A Landlock domain also stops the child from ptrace-reading
-processes outside it, so ``/proc/<magray>/environ`` is refused.
+The helper asks for ``SIGKILL`` when magray dies (and exits if magray is
+already gone), becomes a child subreaper and forks the command. The command
+asks to die with the helper, sets ``no_new_privs``, restricts itself with a
+Landlock ruleset (read/execute beneath the read paths and its own ``/proc``
+entry, everything beneath the write paths, TCP bind/connect refused unless the
+network is allowed, and from ABI 6 signals and abstract Unix sockets scoped to
+the sandbox) and execs. ``/proc`` beyond its own entry is not granted, so
+``/proc/<magray>/environ`` is refused. The helper waits, then kills whatever the
+command left behind.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["abi_version", "restrict"]
 
@@ -157,21 +160,16 @@ def _reap_all() -> None:
             return
 
 
-def _kill_descendants(abi: int) -> None:
+def _kill_descendants() -> None:
     """SIGKILL every process the command left behind (setsid'd or daemonised ones too).
 
     The helper is a child subreaper, so orphans of the command become its
-    children. From ABI 6 Landlock scopes signals to the sandbox, so
-    ``kill(-1)`` reaches exactly the processes inside it; below that the
-    helper's own children are listed and killed until none are left.
+    children; they are listed from ``/proc`` and killed until none are left.
     """
+    task_dir = f"/proc/{os.getpid()}/task"
     for _ in range(50):
         _reap_all()
-        if abi >= 6:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(-1, signal.SIGKILL)
         children: list[int] = []
-        task_dir = f"/proc/{os.getpid()}/task"
         try:
             for tid in os.listdir(task_dir):
                 with open(f"{task_dir}/{tid}/children", encoding="ascii") as handle:
@@ -179,7 +177,6 @@ def _kill_descendants(abi: int) -> None:
         except OSError:
             pass
         if not children:
-            _reap_all()
             return
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -190,13 +187,31 @@ def _kill_descendants(abi: int) -> None:
             return
 
 
+def _confine_and_exec(policy: dict[str, Any], program: list[str], helper: int) -> None:
+    """In the forked child: die with the helper, restrict, exec (never returns)."""
+    libc = _libc()
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != helper:
+        os._exit(137)
+    # /proc as a whole would show other processes' environments (magray's own with its
+    # API keys): only this process's entry and the system-wide files are readable.
+    read = [*policy["read"], f"/proc/{os.getpid()}", *(f"/proc/{n}" for n in _PROC_FILES)]
+    try:
+        restrict(read, policy["write"], network=bool(policy["network"]))
+        os.execv(program[0], program)
+    except OSError as exc:
+        sys.stderr.write(f"magray sandbox: {program[0]}: {exc.strerror or exc}\n")
+    os._exit(126)
+
+
 def main(argv: Sequence[str]) -> int:
     """``_landlock.py POLICY_JSON -- PROGRAM ARGS...``: confine, run, clean up.
 
-    The helper restricts itself, then forks the command (which dies with the
-    helper through ``PR_SET_PDEATHSIG``) and stays as its supervisor: when the
+    The helper forks the command, which asks to die with the helper
+    (``PR_SET_PDEATHSIG``), restricts itself with Landlock and execs; the helper
+    (outside the sandbox, a child subreaper) stays as its supervisor: when the
     command exits, or the helper is asked to stop (SIGTERM, SIGINT, SIGHUP),
-    every process left in the sandbox is killed.
+    every process the command left behind is killed.
     """
     if len(argv) < 3 or argv[1] != "--":
         sys.stderr.write("usage: _landlock.py POLICY_JSON -- PROGRAM [ARGS...]\n")
@@ -206,42 +221,24 @@ def main(argv: Sequence[str]) -> int:
     libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != int(policy["ppid"]):
         return 137  # magray died before the flag was set: do not run orphaned
-    # /proc as a whole would show other processes' environments (magray's own with its
-    # API keys): only this process's entry and the system-wide files are readable.
-    read = [*policy["read"], f"/proc/{os.getpid()}", *(f"/proc/{n}" for n in _PROC_FILES)]
-    try:
-        abi = restrict(read, policy["write"], network=bool(policy["network"]))
-    except OSError as exc:
-        sys.stderr.write(f"magray sandbox: {exc}\n")
+    if abi_version() < 1:
+        sys.stderr.write("magray sandbox: Landlock is not available\n")
         return 126
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     helper = os.getpid()
-    program = list(argv[2:])
     child = os.fork()
     if child == 0:
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != helper:
-            os._exit(137)
-        try:
-            os.execv(program[0], program)
-        except OSError as exc:
-            sys.stderr.write(f"magray sandbox: cannot execute {program[0]}: {exc.strerror}\n")
-        os._exit(126)
+        _confine_and_exec(policy, list(argv[2:]), helper)
 
     def stop(signum: int, _frame: object) -> None:
-        _kill_descendants(abi)
+        _kill_descendants()
         os._exit(128 + signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            continue
-    _kill_descendants(abi)
-    return os.waitstatus_to_exitcode(status) if status >= 0 else 1
+    _, status = os.waitpid(child, 0)
+    _kill_descendants()
+    return os.waitstatus_to_exitcode(status)
 
 
 if __name__ == "__main__":

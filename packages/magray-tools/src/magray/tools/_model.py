@@ -128,6 +128,8 @@ class ToolContext:
         clock: Monotonic seconds (injected so tests control time).
         cwd: Where relative paths start (default: the first write root).
         deadline: Absolute ``clock()`` value after which the call times out (set per call).
+        pass_fds: Descriptors every process the call starts inherits (a todo
+            task's lock: it stays held while any process of the task lives).
     """
 
     policy: Policy
@@ -136,6 +138,7 @@ class ToolContext:
     clock: Callable[[], float] = time.monotonic
     cwd: Path | None = None
     deadline: float | None = None
+    pass_fds: tuple[int, ...] = ()
 
     @property
     def workspace(self) -> Path:

@@ -90,6 +90,7 @@ def run_process(
     cancel: CancelToken | None = None,
     stdin: bytes | None = None,
     drain_factor: int = 16,
+    pass_fds: Sequence[int] = (),
 ) -> ProcessResult:
     """Run ``argv`` (no shell) and collect its output.
 
@@ -103,6 +104,8 @@ def run_process(
         stdin: Bytes written to the child's stdin (else it reads /dev/null).
         drain_factor: The group is killed once it has written this many times
             ``max_output_bytes`` in total (endless output such as ``yes``).
+        pass_fds: Descriptors the child inherits (a todo task's lock, so the lock
+            is held as long as any process of the task lives).
 
     Raises:
         ShellError: The program does not exist or cannot be started.
@@ -118,6 +121,7 @@ def run_process(
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError:
         raise ShellError(

@@ -12,11 +12,11 @@ machine offers and runs it through :func:`~magray.tools._proc.run_process`:
   process in it along) and runs in its own session without a terminal.
 - ``landlock`` (Linux 5.13+, when user namespaces are off): the stdlib-only
   helper :mod:`magray.tools._landlock` is re-executed with ``python -I -S``; it
-  sets ``PR_SET_PDEATHSIG`` and ``no_new_privs``, restricts itself with
-  Landlock (reads: system dirs, read and write roots, its own ``/proc`` entry;
-  writes: write roots and a private temp dir; TCP off; signals and abstract
-  sockets scoped), runs the command as its child and, when the command ends or
-  the call is stopped, kills whatever the command left behind.
+  forks the command, which sets ``PR_SET_PDEATHSIG`` and ``no_new_privs`` and
+  restricts itself with Landlock (reads: system dirs, read and write roots, its
+  own ``/proc`` entry; writes: write roots and a private temp dir; TCP off;
+  signals and abstract sockets scoped) before it execs; when the command ends
+  or the call is stopped, the helper kills whatever the command left behind.
 - ``seatbelt`` (macOS): ``/usr/bin/sandbox-exec -p PROFILE`` with the profile
   from :func:`seatbelt_profile` (same rules).
 - ``none``: no confinement; the shell tool then asks for every command that is
@@ -427,8 +427,12 @@ def run_confined(
     extra_env: Mapping[str, str] | None = None,
     git_writable: bool = False,
     extra_read: Sequence[Path] = (),
+    pass_fds: Sequence[int] = (),
 ) -> ProcessResult:
     """Run ``argv`` confined by ``policy`` (see the module docstring).
+
+    ``pass_fds`` are inherited by the command (through bwrap or the Landlock
+    helper), e.g. the lock of the todo task it belongs to.
 
     Raises:
         ShellError: The program does not exist, or the configured mechanism is unusable.
@@ -468,5 +472,6 @@ def run_confined(
         max_output_bytes=policy.max_output_bytes,
         cancel=cancel,
         stdin=stdin,
+        pass_fds=pass_fds,
     )
     return dataclasses.replace(result, argv=tuple(argv), sandbox=mech.name, mode=conf.mode)

@@ -106,6 +106,7 @@ def _launch(
         extra_env=env,
         git_writable=write,
         extra_read=extra,
+        pass_fds=ctx.pass_fds,
     )
 
 

@@ -107,6 +107,7 @@ class ShellRun(Tool[ShellRunArgs]):
             mode=args.sandbox,
             cancel=ctx.cancel,
             extra_env=_CHILD_ENV,
+            pass_fds=ctx.pass_fds,
         )
         return _result(args.command, proc, timeout)
 
