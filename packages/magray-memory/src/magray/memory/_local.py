@@ -551,9 +551,7 @@ class LocalBackend:
                 stored = index.vectors()
                 for start in range(0, len(common), 4096):
                     chunk = common[start : start + 4096].tolist()
-                    blobs = dict(
-                        self.db._rows_in("SELECT label, vector FROM vectors", "label", chunk)
-                    )
+                    blobs = self.db.vectors_by_label(chunk)
                     keep = [lb for lb in chunk if len(blobs.get(lb, b"")) == pin[1] * 4]
                     if not keep:
                         continue

@@ -465,6 +465,10 @@ class RecordDB:
         select = f"SELECT label, {META_COLUMNS} FROM records"
         return {row[0]: MetaRow(*row[1:]) for row in self._rows_in(select, "label", labels)}
 
+    def vectors_by_label(self, labels: list[int]) -> dict[int, bytes]:
+        """``{label: vector blob}`` for labels that have a vector."""
+        return dict(self._rows_in("SELECT label, vector FROM vectors", "label", labels))
+
     def labels_by_id(self, ids: list[str]) -> dict[str, int]:
         select = "SELECT id, label FROM records"
         return dict(self._rows_in(select, "id", ids))
