@@ -3,6 +3,7 @@ missing, emptied or behind its index, a damaged WAL (the failures of issue #16).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -226,4 +227,27 @@ def test_check_reports_and_repairs_a_damaged_index(store_dir: Path, clock: Clock
         repaired = store.check(repair=True)
         assert repaired["ok"]
         assert repaired["repaired"] == ["index rebuilt from SQLite and saved"]
+    assert _self_hits(store_dir, vectors) == len(vectors)
+
+
+def test_an_index_saved_before_checksums_loads_and_is_saved_with_them(store_dir: Path) -> None:
+    """An upgrade must not rebuild every store (15 minutes for an HNSW layer of 1M)."""
+    vectors = _fill(store_dir, 300)
+    manifest_path = store_dir / "index" / "manifest.json"
+    raw = json.loads(manifest_path.read_text())
+    for info in raw["layers"].values():  # what format 1 wrote: no digests, no columns
+        for key in ("index_xxh3", "state_xxh3", "columns", "columns_xxh3"):
+            info.pop(key, None)
+    for key in ("checksum", "db_tip"):
+        raw.pop(key)
+    manifest_path.write_text(json.dumps({**raw, "format": 1}))
+    with MemoryStore.open(store_dir, None) as store:
+        status = store.stats()["index_status"]
+        assert status["index"] == "loaded"
+        assert "without checksums" in status["unverified"]
+    saved = json.loads(manifest_path.read_text())
+    assert saved["format"] == 2
+    assert saved["layers"]["interact"]["index_xxh3"]
+    with MemoryStore.open(store_dir, None) as store:
+        assert store.stats()["index_status"] == {"index": "loaded", "caught_up": 0}
     assert _self_hits(store_dir, vectors) == len(vectors)

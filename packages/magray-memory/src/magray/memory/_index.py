@@ -123,7 +123,13 @@ def _verify_into(path: Path, expected: Any, failures: list[IndexLoadError]) -> N
 
 
 def _verify(path: Path, expected: Any) -> None:
-    """Raise a damage :class:`IndexLoadError` unless ``path`` has the digest ``expected``."""
+    """Raise a damage :class:`IndexLoadError` unless ``path`` has the digest ``expected``.
+
+    ``expected`` is None only in a manifest of format 1 (saved before checksums; a format 2
+    manifest is itself checksummed, so its digests cannot go missing): nothing to check.
+    """
+    if expected is None:
+        return
     try:
         actual = file_digest(path)
     except FileNotFoundError:
@@ -488,6 +494,7 @@ class Manifest:
     dim: int
     layers: dict[str, dict[str, Any]]
     db_tip: dict[str, Any] | None = None
+    legacy: bool = False  # format 1: no checksums to verify
 
 
 class IndexFiles:
@@ -506,11 +513,10 @@ class IndexFiles:
         except (OSError, ValueError) as exc:
             raise IndexLoadError(f"unreadable index manifest: {exc}", damaged=True) from exc
         try:
-            if raw["format"] == 1:
-                raise IndexLoadError("index saved by an older version, without checksums")
-            if raw["format"] != MANIFEST_FORMAT:
+            legacy = raw["format"] == 1  # saved before checksums: loaded once, then re-saved
+            if raw["format"] != MANIFEST_FORMAT and not legacy:
                 raise IndexLoadError(f"unknown index format {raw['format']!r}")
-            if raw.get("checksum") != _manifest_digest(raw):
+            if not legacy and raw.get("checksum") != _manifest_digest(raw):
                 raise IndexLoadError("manifest.json failed its checksum", damaged=True)
             return Manifest(
                 generation=int(raw["generation"]),
@@ -520,6 +526,7 @@ class IndexFiles:
                 dim=int(raw["dim"]),
                 layers=dict(raw["layers"]),
                 db_tip=raw.get("db_tip"),
+                legacy=legacy,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexLoadError(f"invalid index manifest: {exc}", damaged=True) from exc

@@ -251,6 +251,7 @@ class LocalBackend:
             else FileLock(str(path / "index.lock"), timeout=self.config.busy_timeout)
         )
         self.recovered: dict[str, Any] | None = None
+        self._resave = False  # an index loaded from an older format: save it again on close
         self._mutex = threading.RLock()
         self.layers: dict[str, LayerIndex] = {}
         # Filter columns aligned with each layer's index positions (None = load on first use).
@@ -484,6 +485,9 @@ class LocalBackend:
             self.meta = dict.fromkeys(layers)
             behind = last - manifest.watermark
             self.status = {"index": "loaded", "caught_up": behind}
+            if manifest.legacy:  # saved before checksums: re-saved with them on close
+                self._resave = True
+                self.status["unverified"] = "index saved by an older version, without checksums"
             if behind:
                 log.info("memory index catching up", path=str(self.path), changes=behind)
         except IndexLoadError as exc:
@@ -690,6 +694,7 @@ class LocalBackend:
                     db_tip=self._db_tip(),
                 )
             self.dirty = 0
+            self._resave = False
             return True
 
     def refresh(self) -> None:
@@ -1816,8 +1821,8 @@ class LocalBackend:
                 except (sqlite3.Error, OSError, StorageError) as exc:
                     log.warning("memory access counts not saved", error=str(exc))
                 try:
-                    if self.dirty:
-                        self.save_index()
+                    if self.dirty or self._resave:
+                        self.save_index(force=self._resave)
                     self._save_columns()
                 except (OSError, StorageError) as exc:
                     log.warning(
