@@ -97,7 +97,7 @@ def run_process(
     Args:
         argv: Program and arguments.
         cwd: Working directory.
-        env: The complete environment of the child (already scrubbed).
+        env: The complete environment of the child (already allow-listed).
         timeout: Seconds before the process group is killed.
         max_output_bytes: Bytes kept per stream; more is counted and dropped.
         cancel: Killing the group when set.
