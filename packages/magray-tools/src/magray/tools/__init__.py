@@ -39,8 +39,8 @@ from magray.tools._sandbox import (
     child_env,
     detect_mechanism,
     run_confined,
-    seatbelt_profile,
 )
+from magray.tools._seatbelt import seatbelt_profile
 from magray.tools.errors import (
     GitError,
     PolicyDeniedError,

@@ -18,7 +18,7 @@ machine offers and runs it through :func:`~magray.tools._proc.run_process`:
   signals and abstract sockets scoped) before it execs; when the command ends
   or the call is stopped, the helper kills whatever the command left behind.
 - ``seatbelt`` (macOS): ``/usr/bin/sandbox-exec -p PROFILE`` with the profile
-  from :func:`seatbelt_profile` (same rules).
+  from :func:`magray.tools._seatbelt.seatbelt_profile` (same rules).
 - ``none``: no confinement; the shell tool then asks for every command that is
   not plainly read-only.
 
@@ -57,7 +57,6 @@ __all__ = [
     "child_env",
     "detect_mechanism",
     "run_confined",
-    "seatbelt_profile",
 ]
 
 Mode = Literal["read-only", "workspace-write", "full"]
@@ -67,10 +66,6 @@ MODES: tuple[Mode, ...] = ("read-only", "workspace-write", "full")
 SYSTEM_DIRS = (
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
     "/nix/store", "/run/current-system",
-)  # fmt: skip
-MACOS_SYSTEM_DIRS = (
-    "/usr", "/bin", "/sbin", "/System", "/Library", "/Applications", "/opt", "/etc",
-    "/private/etc", "/var/db/timezone", "/dev",
 )  # fmt: skip
 SANDBOX_HOME = "/tmp/.magray-home"  # inside bwrap's private tmpfs
 _ENV_NAMES = frozenset({"PATH", "LANG", "LANGUAGE", "TERM", "TZ"})
@@ -316,56 +311,6 @@ def landlock_argv(
     return [sys.executable, "-I", "-S", script, json.dumps(policy), "--", *argv]
 
 
-def _sb_quote(path: str | Path) -> str:
-    text = str(path).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
-def seatbelt_profile(conf: Confinement, *, private: Path, path_var: str = _DEFAULT_PATH) -> str:
-    """The ``sandbox-exec`` (SBPL) profile with the rules of ``conf``.
-
-    Deny by default; allow process fork/exec, signals within the sandbox,
-    sysctl reads and the mach services programs need; reads of the system
-    directories, PATH, the roots and the private dir; writes beneath the write
-    roots (``workspace-write``, their ``.git`` excluded) and the private dir;
-    the network only when allowed.
-    """
-    lines = [
-        "(version 1)",
-        "(deny default)",
-        "(allow process-exec)",
-        "(allow process-fork)",
-        "(allow signal (target same-sandbox))",
-        "(allow sysctl-read)",
-        '(allow mach-lookup (global-name "com.apple.system.opendirectoryd.libinfo"))',
-        "(allow ipc-posix-sem)",
-        "(allow file-read-metadata)",
-        '(allow file-write-data (literal "/dev/null"))',
-    ]
-    if conf.mode == "full":
-        lines += ["(allow file-read*)", "(allow file-write*)"]
-    else:
-        reads = [*MACOS_SYSTEM_DIRS, *map(str, _path_dirs(path_var, existing=False)), str(private)]
-        reads += [str(p) for p in (*conf.extra_read, *conf.read_roots, *conf.write_roots)]
-        lines.append("(allow file-read*")
-        lines += [f"  (subpath {_sb_quote(p)})" for p in reads]
-        lines.append(")")
-        writes = [f"  (subpath {_sb_quote(private)})"]
-        if conf.mode == "workspace-write":
-            for root in conf.write_roots:
-                if conf.git_writable:
-                    writes.append(f"  (subpath {_sb_quote(root)})")
-                else:
-                    writes.append(
-                        f"  (require-all (subpath {_sb_quote(root)}) "
-                        f"(require-not (subpath {_sb_quote(root / '.git')})))"
-                    )
-        lines += ["(allow file-write*", *writes, ")"]
-    if conf.network:
-        lines += ["(allow network-outbound)", "(allow network-inbound)", "(allow system-socket)"]
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------------- launching
 @functools.cache
 def _private_dir() -> Path:
@@ -461,6 +406,8 @@ def run_confined(
         elif mech.name == "landlock":
             wrapped = landlock_argv(target, conf, private=private, path_var=path_var)
         else:
+            from magray.tools._seatbelt import seatbelt_profile
+
             profile = seatbelt_profile(conf, private=private, path_var=path_var)
             wrapped = [mech.binary or "/usr/bin/sandbox-exec", "-p", profile, *target]
     env = child_env(policy.env_passthrough, home=home, tmp=tmp, extra=extra_env)
