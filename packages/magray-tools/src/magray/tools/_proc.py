@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from magray.common import fs
 from magray.tools._model import CancelToken
 from magray.tools.errors import ShellError
 
@@ -122,6 +123,9 @@ def run_process(
             start_new_session=True,
             close_fds=True,
             pass_fds=tuple(pass_fds),
+            # magray itself runs with a private umask (077); what a command creates in
+            # the user's workspace gets the user's own umask, as if they ran it.
+            umask=fs.user_umask(),
         )
     except FileNotFoundError:
         raise ShellError(

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from magray.common.errors import ConflictError, InvalidInputError, NotFoundError, ToolError
-from magray.common.fs import atomic_write_bytes
+from magray.common.fs import atomic_write_bytes, user_umask
 from magray.tools._model import Assessment, Risk, Tool, ToolContext, ToolResult
 from magray.tools.builtin._walk import glob_to_regex, walk
 
@@ -218,7 +218,9 @@ class FileWrite(Tool[FileWriteArgs]):
     def run(self, args: FileWriteArgs, ctx: ToolContext) -> ToolResult:
         path = ctx.policy.check_write(args.path, cwd=ctx.workspace)
         old = ""
-        mode = 0o644
+        # A new file gets the user's umask (magray itself runs with a private 077), never
+        # an executable bit.
+        mode = 0o666 & ~user_umask()
         existed = path.exists() or path.is_symlink()
         if existed:
             if path.is_dir():
@@ -243,7 +245,7 @@ class FileWrite(Tool[FileWriteArgs]):
                 )
             # ``path`` is resolved and inside a write root, so every missing parent is too.
             ctx.policy.check_write(parent)
-            parent.mkdir(parents=True, exist_ok=True)
+            _make_parents(parent)
         elif not parent.is_dir():
             raise InvalidInputError(f"{_rel(parent, ctx)} is not a directory")
         atomic_write_bytes(path, args.content.encode("utf-8"), mode=mode)
@@ -254,6 +256,15 @@ class FileWrite(Tool[FileWriteArgs]):
             content=f"{verb} {rel} ({len(args.content.encode())} bytes)\n{diff}",
             data={"path": str(path), "bytes": len(args.content.encode()), "diff": diff},
         )
+
+
+def _make_parents(directory: Path) -> None:
+    """Create ``directory`` and its missing parents with the user's umask, not magray's."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    dir_mode = 0o777 & ~user_umask()
+    for made in missing:
+        os.chmod(made, dir_mode)
 
 
 # ---------------------------------------------------------------------- edit
