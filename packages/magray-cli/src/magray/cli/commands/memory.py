@@ -260,7 +260,18 @@ _PATHISH = re.compile(r"^[^\s]*(?:/|\.[A-Za-z0-9]{1,6})$")
 
 
 def _peak_rss_mb() -> float | None:
-    """This process's peak resident set size in MB (None where the OS does not say)."""
+    """This process's peak resident set size in MB (None where the OS does not say).
+
+    On Linux the kernel's ``VmHWM`` of this program; ``getrusage`` there would also count
+    a parent's peak from before ``exec`` (it survives fork and exec).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
