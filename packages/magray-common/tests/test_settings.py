@@ -122,3 +122,14 @@ def test_missing_explicit_config_is_an_error(
     monkeypatch.delenv("MAGRAY_CONFIG")
     assert not (magray_home / "config.toml").exists()
     assert load_settings().settings.memory.backend == "local"  # the default file is optional
+
+
+def test_old_tools_bwrap_switch_still_loads(tmp_path: Path) -> None:
+    from magray.common.settings import load_settings
+
+    on = tmp_path / "on.toml"
+    on.write_text("[tools]\nbwrap = true\n")
+    assert load_settings(on).settings.tools.sandbox_mechanism == "bwrap"
+    off = tmp_path / "off.toml"
+    off.write_text("[tools]\nbwrap = false\n")
+    assert load_settings(off).settings.tools.sandbox_mechanism == "auto"

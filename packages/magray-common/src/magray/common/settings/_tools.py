@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["ToolRuleSettings", "ToolsSettings"]
 
@@ -86,3 +86,20 @@ class ToolsSettings(BaseModel):
         default=False, description="Let file_write replace existing files without asking."
     )
     allow_commit: bool = Field(default=False, description="Let git_commit run without asking.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_bwrap(cls, data: Any) -> Any:
+        """Read the old ``tools.bwrap`` switch (before 0.2) instead of refusing the file.
+
+        ``bwrap = true`` meant "confine with bubblewrap": it becomes
+        ``sandbox_mechanism = "bwrap"``. ``bwrap = false`` meant "no bubblewrap" at a time
+        when nothing else confined commands; the OS sandbox is now on by default, so it
+        becomes ``"auto"`` (switching confinement off needs an explicit ``"none"``).
+        """
+        if isinstance(data, dict) and "bwrap" in data:
+            data = dict(data)
+            old = data.pop("bwrap")
+            if old in (True, "true", "1", 1):
+                data.setdefault("sandbox_mechanism", "bwrap")
+        return data
