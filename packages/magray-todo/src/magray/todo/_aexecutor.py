@@ -7,15 +7,15 @@ import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from magray.todo._attempt import Attempt, _current
-from magray.todo._events import RunReport, Subscriber
+from magray.todo._loop import Effect, ExecutorBase, ExecutorOptions, Sleep, Start
 from magray.todo._model import Task
-from magray.todo._run import DEFAULT, Backoff, Outcome, RunCore, resolve_limits
+from magray.todo._run import Outcome, RunCore
 
 if TYPE_CHECKING:
-    from magray.common.metrics import MetricsRegistry
+    from magray.todo._events import RunReport
     from magray.todo._store import TodoStore
 
 __all__ = ["AsyncExecutor", "AsyncRunner"]
@@ -24,7 +24,7 @@ __all__ = ["AsyncExecutor", "AsyncRunner"]
 AsyncRunner = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
 
 
-class AsyncExecutor:
+class AsyncExecutor(ExecutorBase):
     """Runs ready tasks concurrently as asyncio tasks.
 
     Same arguments and guarantees as :class:`~magray.todo.Executor`. An
@@ -47,32 +47,15 @@ class AsyncExecutor:
         store: TodoStore,
         runner: AsyncRunner,
         *,
-        max_workers: int | None = None,
-        default_timeout: float | None = DEFAULT,
-        backoff: Backoff | None = None,
-        with_action: bool = False,
-        clock: Callable[[], float] | None = None,
-        metrics: MetricsRegistry | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        **options: Unpack[ExecutorOptions],
     ) -> None:
-        self.store = store
+        super().__init__(store, **options)
         self.runner = runner
-        self.max_workers, self.default_timeout, self.backoff = resolve_limits(
-            store, max_workers=max_workers, default_timeout=default_timeout, backoff=backoff
-        )
-        self.with_action = with_action
-        self.clock = clock or store.clock
-        self.metrics = metrics
         self._sleep = sleep
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscribers: list[Subscriber] = []
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(event)`` for every progress event (on the loop's thread)."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
 
     def stop(self) -> None:
         """Claim nothing more; attempts in flight finish (up to their timeouts), then return.
@@ -91,56 +74,36 @@ class AsyncExecutor:
         self._stopping = False
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        core = RunCore(
-            self.store,
-            targets=tasks,
-            with_action=self.with_action,
-            backoff=self.backoff,
-            default_timeout=self.default_timeout,
-            clock=self.clock,
-            subscribers=list(self._subscribers),
-            metrics=self.metrics,
-        )
-        core.begin()
-        flights: dict[asyncio.Task[Outcome], Task] = {}
-        stopped = False
-        interrupted = True  # until the loop ends normally
+        core, loop = self._begin(tasks, lambda: self._stopping)
+        flights: set[asyncio.Task[Outcome]] = set()
+        stopped: bool | None = None  # None until the loop ends normally: interrupted
+
+        async def handle(effect: Effect) -> list[Outcome] | None:
+            if isinstance(effect, Start):
+                flights.update(asyncio.create_task(self._attempt(a, core)) for a in effect.attempts)
+                return None
+            if isinstance(effect, Sleep):
+                await self._wait(effect.seconds)
+                return None
+            done, _ = await asyncio.wait(
+                flights, timeout=effect.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            flights.difference_update(done)
+            return [finished.result() for finished in done]
+
         try:
+            effect = next(loop)
             while True:
-                stopping = self._stopping
-                if not stopping:
-                    for attempt in core.claim(self.max_workers - len(flights)):
-                        flights[asyncio.create_task(self._attempt(attempt, core))] = attempt.task
-                if not flights:
-                    if stopping:
-                        stopped = True
-                        break
-                    retry_at = core.next_retry_at()
-                    if retry_at is None:
-                        break
-                    await self._wait(max(0.0, retry_at - self.clock()))
-                    continue
-                timeout = None
-                if len(flights) < self.max_workers and not stopping:
-                    retry_at = core.next_retry_at()
-                    if retry_at is not None:
-                        timeout = max(0.0, retry_at - self.clock())
-                done, _ = await asyncio.wait(
-                    flights, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                outcomes = []
-                for finished in done:
-                    del flights[finished]
-                    outcomes.append(finished.result())
-                core.finish(outcomes)
-            interrupted = False
+                effect = loop.send(await handle(effect))
+        except StopIteration as finished:
+            stopped = finished.value
         finally:
-            if interrupted:
+            if stopped is None:
                 for pending in flights:
                     pending.cancel()
                 if flights:
                     await asyncio.gather(*flights, return_exceptions=True)
-            report = core.end(stopped=stopped or interrupted, interrupted=interrupted)
+            report = self._end(core, stopped)
             self._wake = self._loop = None
         return report
 

@@ -8,15 +8,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from magray.todo._attempt import Attempt, _current
-from magray.todo._events import RunReport, Subscriber
+from magray.todo._loop import Effect, ExecutorBase, ExecutorOptions, Sleep, Start
 from magray.todo._model import Task
-from magray.todo._run import DEFAULT, Backoff, Outcome, RunCore, resolve_limits
+from magray.todo._run import Outcome
 
 if TYPE_CHECKING:
-    from magray.common.metrics import MetricsRegistry
+    from magray.todo._events import RunReport
     from magray.todo._store import TodoStore
 
 __all__ = ["Executor", "Runner"]
@@ -117,7 +117,7 @@ class _Pool:
             self.jobs.put(None)
 
 
-class Executor:
+class Executor(ExecutorBase):
     """Runs ready tasks in parallel threads until nothing in scope can run.
 
     Dependencies are honoured (a task is claimed only once all its
@@ -163,34 +163,13 @@ class Executor:
         store: TodoStore,
         runner: Runner,
         *,
-        max_workers: int | None = None,
-        default_timeout: float | None = DEFAULT,
-        backoff: Backoff | None = None,
-        with_action: bool = False,
-        clock: Callable[[], float] | None = None,
-        metrics: MetricsRegistry | None = None,
         sleep: Callable[[float], None] | None = None,
+        **options: Unpack[ExecutorOptions],
     ) -> None:
-        self.store = store
+        super().__init__(store, **options)
         self.runner = runner
-        self.max_workers, self.default_timeout, self.backoff = resolve_limits(
-            store, max_workers=max_workers, default_timeout=default_timeout, backoff=backoff
-        )
-        self.with_action = with_action
-        self.clock = clock or store.clock
-        self.metrics = metrics
         self._stop = threading.Event()
         self._sleep: Callable[[float], object] = sleep or self._stop.wait
-        self._subscribers: list[Subscriber] = []
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(event)`` for every progress event (on the run's thread).
-
-        Returns:
-            A function that unsubscribes.
-        """
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
 
     def stop(self) -> None:
         """Ask a running :meth:`run` to claim nothing more, finish what is in flight, and return.
@@ -212,61 +191,48 @@ class Executor:
             RunActiveError: Another executor holds this database.
         """
         self._stop.clear()
-        core = RunCore(
-            self.store,
-            targets=tasks,
-            with_action=self.with_action,
-            backoff=self.backoff,
-            default_timeout=self.default_timeout,
-            clock=self.clock,
-            subscribers=list(self._subscribers),
-            metrics=self.metrics,
-        )
-        core.begin()
+        core, loop = self._begin(tasks, self._stop.is_set)
         pool = _Pool(self.max_workers, self.runner)
         flights: dict[int, _Flight] = {}
         tokens = itertools.count()
-        stopped = False
-        interrupted = True  # until the loop ends normally
+        stopped: bool | None = None  # None until the loop ends normally: interrupted
+
+        def handle(effect: Effect) -> list[Outcome] | None:
+            if isinstance(effect, Start):
+                for attempt in effect.attempts:
+                    timeout = core.timeout_of(attempt.task)
+                    deadline = None if timeout is None else self.clock() + timeout
+                    flight = _Flight(attempt, next(tokens), deadline, timeout)
+                    flights[flight.token] = flight
+                    pool.submit(flight.token, attempt)
+                return None
+            if isinstance(effect, Sleep):
+                self._sleep(effect.seconds)
+                return None
+            return self._collect(pool, flights, effect.timeout)
+
         try:
+            effect = next(loop)
             while True:
-                stopping = self._stop.is_set()
-                if not stopping:
-                    for attempt in core.claim(self.max_workers - len(flights)):
-                        timeout = core.timeout_of(attempt.task)
-                        token = next(tokens)
-                        deadline = None if timeout is None else self.clock() + timeout
-                        flight = _Flight(attempt, token, deadline, timeout)
-                        flights[token] = flight
-                        pool.submit(token, flight.attempt)
-                if not flights:
-                    if stopping:
-                        stopped = True
-                        break
-                    retry_at = core.next_retry_at()
-                    if retry_at is None:
-                        break
-                    self._sleep(max(0.0, retry_at - self.clock()))
-                    continue
-                outcomes = self._collect(pool, flights, core)
-                core.finish(outcomes)
-            interrupted = False
+                effect = loop.send(handle(effect))
+        except StopIteration as finished:
+            stopped = finished.value
         finally:
-            if interrupted:
+            if stopped is None:
                 for flight in flights.values():
                     flight.attempt.cancel("the run was interrupted")
             pool.shutdown()
-            report = core.end(stopped=stopped or interrupted, interrupted=interrupted)
+            report = self._end(core, stopped)
         return report
 
-    def _collect(self, pool: _Pool, flights: dict[int, _Flight], core: RunCore) -> list[Outcome]:
-        """Wait for at least one result or a deadline; return every outcome available."""
+    def _collect(
+        self, pool: _Pool, flights: dict[int, _Flight], retry_wait: float | None
+    ) -> list[Outcome]:
+        """Wait for at least one result, a deadline or ``retry_wait``; return every outcome in."""
         now = self.clock()
         waits = [f.deadline - now for f in flights.values() if f.deadline is not None]
-        if len(flights) < self.max_workers and not self._stop.is_set():
-            retry_at = core.next_retry_at()
-            if retry_at is not None:
-                waits.append(retry_at - now)
+        if retry_wait is not None:
+            waits.append(retry_wait)
         timeout = max(0.0, min(waits)) if waits else None
         outcomes: list[Outcome] = []
         first = _wait_for(pool.results, timeout)

@@ -7,6 +7,7 @@ imported when a :class:`TaskGraph` is built, not when ``magray.todo`` is.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,7 +17,7 @@ from magray.todo.errors import CycleError, TaskNotFoundError, TodoInputError
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["CriticalPath", "TaskGraph", "check_acyclic", "local_topo"]
+__all__ = ["CriticalPath", "TaskGraph", "check_acyclic", "kahn", "local_topo"]
 
 Direction = Literal["down", "up", "both"]
 
@@ -243,22 +244,33 @@ def _dot_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
-def local_topo(n: int, edges: list[tuple[int, int]]) -> list[int]:
-    """Batch indexes, dependencies first; raises :class:`CycleError` on a cycle."""
-    indegree = [0] * n
+def kahn(nodes: Iterable[int], edges: Iterable[tuple[int, int]]) -> list[int]:
+    """``nodes``, each after the nodes it depends on (Kahn's algorithm).
+
+    ``edges`` are ``(node, depends_on)`` pairs; pairs naming a node outside
+    ``nodes`` are ignored. Nodes on a cycle are left out of the result.
+    """
+    indegree = dict.fromkeys(nodes, 0)
     children: dict[int, list[int]] = {}
-    for i, j in set(edges):
-        indegree[i] += 1
-        children.setdefault(j, []).append(i)
-    queue = [i for i in range(n) if indegree[i] == 0]
+    for node, dep in edges:
+        if node in indegree and dep in indegree:
+            indegree[node] += 1
+            children.setdefault(dep, []).append(node)
+    queue = deque(n for n, d in indegree.items() if d == 0)
     order: list[int] = []
     while queue:
-        node = queue.pop()
+        node = queue.popleft()
         order.append(node)
         for child in children.get(node, ()):
             indegree[child] -= 1
             if indegree[child] == 0:
                 queue.append(child)
+    return order
+
+
+def local_topo(n: int, edges: list[tuple[int, int]]) -> list[int]:
+    """Batch indexes, dependencies first; raises :class:`CycleError` on a cycle."""
+    order = kahn(range(n), set(edges))
     if len(order) < n:
         check_acyclic(set(edges))
     return order

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, text
 
+from magray.todo._graph import kahn
 from magray.todo._model import TRANSITIONS, Status
 from magray.todo.errors import InvalidTransitionError, TaskNotFoundError
 
@@ -266,24 +267,8 @@ def settle(
 
 
 def _topo(nodes: dict[int, Status], deps: dict[int, list[_Dep]]) -> list[int]:
-    """``nodes`` with dependencies first (Kahn's algorithm over the edges among them)."""
-    indegree = dict.fromkeys(nodes, 0)
-    children: dict[int, list[int]] = {}
-    for task_id, found in deps.items():
-        for dep, _, _ in found:
-            if dep in indegree:
-                indegree[task_id] += 1
-                children.setdefault(dep, []).append(task_id)
-    queue = deque(i for i, d in indegree.items() if d == 0)
-    order: list[int] = []
-    while queue:
-        node = queue.popleft()
-        order.append(node)
-        for child in children.get(node, ()):
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                queue.append(child)
-    return order
+    """``nodes`` with dependencies first."""
+    return kahn(nodes, ((task_id, dep) for task_id, found in deps.items() for dep, _, _ in found))
 
 
 def _block_below(
