@@ -23,6 +23,15 @@ of a shared machine hits every variant alike):
 
 The stub (:mod:`magray.llm.testing`) answers at once, so the numbers are magray's own
 overhead, not a model's.
+
+Every process runs with bytecode caching on, in a temporary ``PYTHONPYCACHEPREFIX``
+(``PYTHONDONTWRITEBYTECODE`` is dropped), written by the uncounted first run: an
+installed package has its ``.pyc`` files, and without them an editable checkout
+spends ~0.3 s compiling sources on every cold start.
+
+``--importtime N`` also prints the N largest top-level imports of one cold direct
+``--no-memory`` run (``python -X importtime``, cumulative ms) and the sum of all
+modules' own import times.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import select
 import statistics
 import subprocess
@@ -109,6 +119,22 @@ def cold_cli(api_base: str, runs: int, *, memory: bool) -> dict[str, list[float]
     return samples
 
 
+def import_summary(api_base: str, top: int) -> list[str]:
+    """The ``top`` largest top-level imports of one cold direct ``--no-memory`` run."""
+    script = str(Path(sys.executable).parent / "magray")
+    with tempfile.TemporaryDirectory() as home:
+        cmd = [sys.executable, "-X", "importtime", script, "chat", "--no-memory", "--plain", "hi"]
+        proc = subprocess.run(
+            cmd, env=_env(api_base, home), capture_output=True, text=True, check=True
+        )
+    rows = re.findall(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$", proc.stderr, re.M)
+    own = sum(int(r[0]) for r in rows) / 1000
+    outer = sorted(((int(r[1]) / 1000, r[3]) for r in rows if not r[2]), reverse=True)
+    lines = [f"imports of a cold direct --no-memory run: {len(rows)} modules, {own:.0f} ms in all"]
+    lines += [f"  {ms:7.1f} ms  {name}" for ms, name in outer[:top]]
+    return lines
+
+
 def litellm_import(runs: int) -> list[float]:
     """Spawn → first stdout byte of `python -c "import litellm; print()"` (local cost map).
 
@@ -154,15 +180,20 @@ def row(name: str, samples: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--importtime", type=int, default=0, metavar="N")
     args = parser.parse_args()
     from magray.llm.testing import LoopbackLLM, text
 
+    pycache = tempfile.TemporaryDirectory()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = pycache.name
     with LoopbackLLM() as server:
         server.responder = lambda body: text("Hello from the stub, streamed in chunks.")
         cold = cold_cli(server.api_base, args.runs, memory=False)
         cold_mem = cold_cli(server.api_base, args.runs, memory=True)
         imports = litellm_import(args.runs)
         warm = warm_router(server.api_base, args.runs)
+        summary = import_summary(server.api_base, args.importtime) if args.importtime else []
     load = os.getloadavg()[0]
     print(
         f"{platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}, "
@@ -185,6 +216,8 @@ def main() -> int:
             {"cold_ms": cold, "cold_memory_ms": cold_mem, "import_ms": imports, "warm_ms": warm}
         )
     )
+    print("\n".join(summary))
+    pycache.cleanup()
     return 0
 
 

@@ -362,15 +362,39 @@ def test_no_llm_stdin_joins_the_memory_query(make_router) -> None:
 
 
 def test_warm_up_starts_only_when_litellm_will_be_needed(tmp_path, monkeypatch) -> None:
-    from magray.common.settings import Settings
-    from magray.router import Router, _wiring
+    import threading
 
-    started: list[bool] = []
-    monkeypatch.setattr(_wiring, "llm_warm_up", lambda: started.append(True))
+    from magray.common.settings import Settings
+    from magray.llm import _backend
+    from magray.router import Router
+
+    imported = threading.Event()
+    monkeypatch.setattr(_backend, "litellm_module", imported.set)  # the thread's target
     no_llm = Router(Settings(), use_memory=False)
     assert no_llm.warm_up() is False
     local = Router(Settings(llm={"model": "local/gemma3-270m"}), use_memory=False)
     assert local.warm_up() is False  # llama.cpp in-process: litellm is not needed
-    remote = Router(Settings(llm={"model": "openai/gpt-4o-mini"}), use_memory=False)
-    assert remote.warm_up() is True
-    assert started == [True]
+    direct = Router(Settings(llm={"model": "openai/gpt-4o-mini"}), use_memory=False)
+    assert direct.warm_up() is False  # the direct OpenAI-compatible transport serves it
+    assert not imported.is_set()
+    anthropic = Router(Settings(llm={"model": "anthropic/claude-3-5-haiku"}), use_memory=False)
+    assert anthropic.warm_up() is True
+    assert imported.wait(5)
+
+
+def test_a_missing_api_key_is_reported_before_memory_is_opened(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from magray.common.errors import LLMError
+    from magray.common.settings import Settings
+    from magray.router import Router
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    settings = Settings(
+        llm={"model": "openai/gpt-4o-mini"}, memory={"path": str(tmp_path / "memory")}
+    )
+    router = Router(settings, use_memory=True)
+    with pytest.raises(LLMError, match="OPENAI_API_KEY"):
+        router.ask("what did we decide about the cache?")
+    assert router._memory is None  # no store opened, no question embedded
+    assert not (tmp_path / "memory").exists()

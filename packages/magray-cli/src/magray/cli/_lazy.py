@@ -9,10 +9,12 @@ come from the ``magray.commands`` entry-point group and are imported for help
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["LazyGroup", "unknown_command_message"]
 
@@ -36,6 +38,8 @@ class LazyGroup(click.Group):
     def plugins(self) -> dict[str, EntryPoint]:
         """Entry points of ``magray.commands`` not shadowing a built-in name."""
         if self._plugins is None:
+            from importlib.metadata import entry_points  # not on the path of a built-in
+
             found = {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
             self._plugins = {
                 k: v

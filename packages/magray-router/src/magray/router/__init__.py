@@ -16,12 +16,8 @@ Example::
 
 from __future__ import annotations
 
-from importlib.metadata import version as _version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from magray.router._mcp import build_mcp_server, serve_stdio
-from magray.router._plan import validate_plan
-from magray.router._refs import FIELDS as STEP_OUTPUT_FIELDS
 from magray.router._router import CONFIGURE_LLM_COMMAND, Router
 from magray.router._types import (
     Decision,
@@ -39,7 +35,21 @@ from magray.router._types import (
 )
 from magray.router.errors import EmptyRequestError, PlanFailedError, PlanInvalidError
 
-__version__ = _version("magray-router")
+if TYPE_CHECKING:
+    from magray.router._mcp import build_mcp_server, serve_stdio
+    from magray.router._plan import validate_plan
+    from magray.router._refs import FIELDS as STEP_OUTPUT_FIELDS
+
+    __version__: str
+
+# Imported on first use: the answer path of `magray chat` needs none of them (the MCP
+# server pulls in the tool registry; plans, the todo executor). A test checks it.
+_LAZY = {
+    "build_mcp_server": ("magray.router._mcp", "build_mcp_server"),
+    "serve_stdio": ("magray.router._mcp", "serve_stdio"),
+    "validate_plan": ("magray.router._plan", "validate_plan"),
+    "STEP_OUTPUT_FIELDS": ("magray.router._refs", "FIELDS"),
+}
 
 __all__ = [
     "__version__",
@@ -74,7 +84,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Deprecated names (``UnknownModelError``, see :mod:`magray.router.errors`)."""
+    """Lazy exports, ``__version__``, and deprecated names (``UnknownModelError``, see
+    :mod:`magray.router.errors`)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from importlib.metadata import version
+
+        globals()[name] = version("magray-router")
+        return globals()[name]
     from magray.router import errors
 
     return getattr(errors, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -186,22 +187,19 @@ class Router:
         return self._plans
 
     def warm_up(self) -> bool:
-        """Start importing the LLM backend (litellm, seconds) in a background thread.
+        """Start importing litellm (seconds) in a background thread when the chain needs it.
 
         The REPL calls this at start, so the import overlaps with the user typing the
         first line. A one-shot ``magray chat "..."`` does not: overlapping the import
         with routing and memory retrieval was measured to gain nothing (both are
         mostly Python and share the GIL; see docs/benchmarks.md). Returns True when a
-        warm-up started (a model served through litellm is configured and no client
-        exists yet).
+        warm-up started: a model served through litellm is configured (not one the
+        direct OpenAI-compatible transport or llama.cpp in-process serves) and no
+        client exists yet.
         """
         if self._llm is not None or not self.llm_enabled:
             return False
-        chain = [self.settings.llm.model or "", *self.settings.llm.fallbacks]
-        if all(m.startswith("local/") for m in chain):  # llama.cpp in-process: no litellm
-            return False
-        _wiring.llm_warm_up()
-        return True
+        return _wiring.llm_warm_up(self.settings)
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         """Function schemas of the tools the sandbox policy enables."""
@@ -339,7 +337,10 @@ class Router:
         With a model configured, a request the rules see as conversation goes to the
         answer path with the tools offered, so the model itself may still call one.
         """
-        decision = rules.decide(text, self.tool_schemas())
+        return self._decide(text, self.tool_schemas())
+
+    def _decide(self, text: str, tools: Sequence[dict[str, Any]]) -> Decision:
+        decision = rules.decide(text, tools)
         if not self.llm_enabled:
             return decision
         unsure = decision.confidence < self.settings.router.rules_confidence
@@ -382,15 +383,18 @@ class Router:
             )
         request = text or "Explain this input."
         started = self.clock()
+        # the enabled tools' schemas, built once per request (routing and the model's
+        # offer both read them) and not at all on a route that needs none
+        tools = functools.cache(self.tool_schemas)
         if route is not None:
             decision = Decision(Route(route), str(route), 1.0, "forced")
             if decision.route is Route.TOOL:  # which tool, and its arguments, still come from rules
-                ruled = rules.decide(request, self.tool_schemas())
+                ruled = rules.decide(request, tools())
                 decision = replace(ruled, route=Route.TOOL, source="forced")
         elif stdin:
             decision = Decision(Route.ANSWER, "chat", 1.0, "rules", ("input on stdin",))
         else:
-            decision = self.decide(request)
+            decision = self._decide(request, tools())
         emit(Event(EventKind.ROUTE, decision.route.value, decision.to_dict()))
         if decision.route is Route.PLAN:
             reply = self._plan_reply(request, decision, on_event)
@@ -401,10 +405,14 @@ class Router:
         elif decision.route is Route.TOOL and not self.llm_enabled:
             reply = self._tool_reply(request, decision, emit)
         elif self.llm_enabled:
+            # a missing API key is reported now, not after memory retrieval and tool calls
+            self.llm.check_keys(self.model)
             first: ToolOutcome | None = None
             if decision.route is Route.TOOL and decision.tool and not decision.missing:
                 first = self._run_tool(decision.tool, dict(decision.args or {}), emit)
-            reply = self._llm_reply(request, stdin, decision, emit, stream=stream, first=first)
+            reply = self._llm_reply(
+                request, stdin, decision, emit, tools, stream=stream, first=first
+            )
         else:
             reply = self._memory_answer(request, stdin, decision)
         reply.elapsed_s = self.clock() - started
@@ -435,15 +443,14 @@ class Router:
         stdin: str | None,
         decision: Decision,
         emit: EventSink,
+        tools: Callable[[], list[dict[str, Any]]],
         *,
         stream: bool,
         first: ToolOutcome | None = None,
     ) -> Reply:
         passages = self.search_memory(request, question=request)
         schemas = (
-            self.tool_schemas()
-            if decision.route is not Route.ANSWER or (decision.source != "forced")
-            else []
+            tools() if decision.route is not Route.ANSWER or (decision.source != "forced") else []
         )
         content = request
         if stdin:

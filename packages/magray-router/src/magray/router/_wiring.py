@@ -178,11 +178,12 @@ def order_models(chain: Sequence[str], stats: dict[str, dict[str, float]]) -> li
     return [m for _, m in sorted(enumerate(chain), key=key)]
 
 
-def llm_warm_up() -> None:
-    """Import the LLM backend in a daemon thread (magray-llm's ``warm_up``)."""
+def llm_warm_up(settings: Settings) -> bool:
+    """Import litellm in a daemon thread when the ``[llm]`` chain needs it (magray-llm's
+    ``warm_up`` decides: models served by the direct transport do not); True if started."""
     from magray.llm import warm_up
 
-    warm_up(background=True)
+    return warm_up(background=True, settings=settings.llm) is not None
 
 
 # ---------------------------------------------------------------- tools
