@@ -21,19 +21,55 @@ must keep the same semantics, which the test-suite states precisely:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from magray.memory._index import HNSWParams
+
 if TYPE_CHECKING:
     import numpy as np
 
-    from magray.memory._local import NewRecord
     from magray.memory._types import Hit, Layer, Record
 
-__all__ = ["BACKENDS_GROUP", "StorageBackend"]
+__all__ = ["BACKENDS_GROUP", "BackendConfig", "NewRecord", "StorageBackend"]
 
 BACKENDS_GROUP = "magray.memory.backends"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Tuning of the local backend (see :class:`~magray.common.settings.MemorySettings`)."""
+
+    flat_threshold: int = 5_000
+    hnsw: HNSWParams = field(default_factory=HNSWParams)
+    tombstone_ratio: float = 0.2
+    exact_filter_limit: int = 5_000
+    busy_timeout: float = 60.0
+    autosave_changes: int = 50_000
+    min_compact: int = 64
+    hit_cache_bytes: int = 64 * 1024 * 1024
+    background_compaction: bool = True
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A validated record to insert (the vector already normalised)."""
+
+    id: str | None
+    layer: Layer
+    text: str
+    metadata_json: str
+    vector: np.ndarray
+    content_hash: str
+    importance: float
+    pinned: bool
+    expires_at: float | None
+    created_at: float | None = None
+    updated_at: float | None = None
+    last_access: float | None = None
+    access_count: int = 0
 
 
 class StorageBackend(Protocol):

@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import EllipsisType
 from typing import Any
@@ -36,6 +35,7 @@ from filelock import FileLock
 from magray.common.errors import InvalidInputError, ReadOnlyStorageError, StorageError
 from magray.common.log import get_logger
 from magray.memory._access import AccessLog, fold
+from magray.memory._backend import BackendConfig, NewRecord
 from magray.memory._cache import HitRow, HitRowCache
 from magray.memory._columns import (
     MISSING,
@@ -52,7 +52,6 @@ from magray.memory._filters import ACCESS_FIELDS, compile_where
 from magray.memory._index import (
     FLAT,
     HNSW,
-    HNSWParams,
     IndexFiles,
     IndexLoadError,
     LayerIndex,
@@ -67,7 +66,7 @@ from magray.memory.errors import (
     RecordNotFoundError,
 )
 
-__all__ = ["BackendConfig", "LocalBackend", "NewRecord"]
+__all__ = ["BackendConfig", "LocalBackend", "NewRecord"]  # the types re-exported from _backend
 
 log = get_logger("magray.memory")
 
@@ -77,40 +76,6 @@ _UPDATE_ACCESS = (
     "UPDATE records SET access_count = access_count + ?, "
     "last_access = max(last_access, ?) WHERE id = ?"
 )
-
-
-@dataclass(frozen=True)
-class BackendConfig:
-    """Tuning of the local backend (see :class:`~magray.common.settings.MemorySettings`)."""
-
-    flat_threshold: int = 5_000
-    hnsw: HNSWParams = field(default_factory=HNSWParams)
-    tombstone_ratio: float = 0.2
-    exact_filter_limit: int = 5_000
-    busy_timeout: float = 60.0
-    autosave_changes: int = 50_000
-    min_compact: int = 64
-    hit_cache_bytes: int = 64 * 1024 * 1024
-    background_compaction: bool = True
-
-
-@dataclass(frozen=True)
-class NewRecord:
-    """A validated record to insert (the vector already normalised)."""
-
-    id: str | None
-    layer: Layer
-    text: str
-    metadata_json: str
-    vector: np.ndarray
-    content_hash: str
-    importance: float
-    pinned: bool
-    expires_at: float | None
-    created_at: float | None = None
-    updated_at: float | None = None
-    last_access: float | None = None
-    access_count: int = 0
 
 
 class _SqlBase:

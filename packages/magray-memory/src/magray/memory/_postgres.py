@@ -38,9 +38,9 @@ import numpy as np
 from magray.common.errors import DependencyMissingError, InvalidInputError, StorageError
 from magray.common.log import get_logger
 from magray.memory._access import AccessLog
+from magray.memory._backend import NewRecord
 from magray.memory._columns import uses_access_fields
 from magray.memory._index import auto_ef_search
-from magray.memory._local import NewRecord
 from magray.memory._pgfilters import compile_where_pg
 from magray.memory._types import Hit, Layer, Record
 from magray.memory.errors import DuplicateIdError, RecordNotFoundError

@@ -21,10 +21,10 @@ from magray.common.errors import (
 )
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
-from magray.memory._backend import BACKENDS_GROUP, StorageBackend
+from magray.memory._backend import BACKENDS_GROUP, BackendConfig, NewRecord, StorageBackend
 from magray.memory._cache import EmbeddingCache, text_hash
 from magray.memory._index import HNSWParams
-from magray.memory._local import BackendConfig, LocalBackend, NewRecord
+from magray.memory._local import LocalBackend
 from magray.memory._plugins import load_embedder, load_reranker
 from magray.memory._scoring import Explanation, PromotionPolicy
 from magray.memory._sqlite import translate
