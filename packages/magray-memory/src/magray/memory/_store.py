@@ -28,6 +28,13 @@ from magray.memory._local import LocalBackend
 from magray.memory._plugins import load_embedder, load_reranker
 from magray.memory._scoring import Explanation, PromotionPolicy
 from magray.memory._sqlite import translate
+from magray.memory._transfer import (
+    backup_store,
+    copy_records,
+    export_records,
+    import_records,
+    reindex_store,
+)
 from magray.memory._types import Embedder, Hit, Layer, Record, Reranker
 from magray.memory.errors import ModelMismatchError, RecordNotFoundError
 
@@ -1039,7 +1046,7 @@ class MemoryStore:
     @_guarded
     def backup(self, dest: str | Path) -> dict[str, Any]:
         """Copy the store (SQLite online backup + index) into a new directory."""
-        return self._backend.backup(Path(dest).expanduser())
+        return backup_store(self, dest)
 
     @_guarded
     def reindex(
@@ -1050,23 +1057,7 @@ class MemoryStore:
         Resumable: records already re-embedded are skipped after a crash.
         Returns the number of records re-embedded.
         """
-        if self.embedder is None:
-            raise InvalidInputError(
-                "reindex needs an embedder", hint='open the store with embedder="default"'
-            )
-        embedder = self.embedder
-
-        def embed(texts: list[str]) -> np.ndarray:
-            return self._check_embedded(embedder.embed(texts), len(texts))
-
-        return self._backend.reembed(
-            embed,
-            model_id=embedder.model_id,
-            dim=embedder.dim,
-            batch_size=batch_size,
-            progress=progress,
-            now=self.clock(),
-        )
+        return reindex_store(self, batch_size=batch_size, progress=progress)
 
     @_guarded
     def copy_to(
@@ -1087,72 +1078,7 @@ class MemoryStore:
         Raises:
             ModelMismatchError: ``dest`` is pinned to another model or dim.
         """
-        if dest.pinned != self.pinned:
-            raise ModelMismatchError(
-                f"the destination holds {dest.pinned[0]!r} vectors of dim {dest.pinned[1]}, "
-                f"this store {self.pinned[0]!r} of dim {self.pinned[1]}",
-                hint="copy into a new, empty store (or reindex one of them first)",
-            )
-        self._backend.flush()
-        total = self.count()
-        done = copied = skipped = 0
-        if progress:
-            progress(0, total)
-        batch: list[Record] = []
-
-        def flush() -> None:
-            nonlocal done, copied, skipped
-            if not batch:
-                return
-            existing = {r.id for r in dest._backend.get([r.id for r in batch])}
-            rows = [
-                NewRecord(
-                    id=r.id,
-                    layer=r.layer,
-                    text=r.text,
-                    metadata_json=json.dumps(r.metadata, ensure_ascii=False),
-                    vector=np.asarray(r.vector, dtype=np.float32),
-                    content_hash=r.content_hash,
-                    importance=r.importance,
-                    pinned=r.pinned,
-                    expires_at=r.expires_at,
-                    created_at=r.created_at,
-                    updated_at=r.updated_at,
-                    last_access=r.last_access,
-                    access_count=r.access_count,
-                )
-                for r in batch
-                if r.id not in existing
-            ]
-            if rows:
-                dest._backend.insert(rows, dedupe=False, now=dest.clock())
-            copied += len(rows)
-            skipped += len(batch) - len(rows)
-            done += len(batch)
-            batch.clear()
-            if progress:
-                progress(done, total)
-
-        ids: list[str] = []
-        for record in self._backend.iter_records(with_vector=True, batch=batch_size):
-            batch.append(record)
-            ids.append(record.id)
-            if len(batch) >= batch_size:
-                flush()
-        flush()
-        found = 0
-        for start in range(0, len(ids), 1000):
-            found += len(dest._backend.get(ids[start : start + 1000]))
-        source_counts = {layer.value: self.count(layer) for layer in Layer}
-        dest_counts = {layer.value: dest.count(layer) for layer in Layer}
-        return {
-            "copied": copied,
-            "skipped": skipped,
-            "source": source_counts,
-            "dest": dest_counts,
-            "found_in_dest": found,
-            "verified": found == len(ids),
-        }
+        return copy_records(self, dest, batch_size=batch_size, progress=progress)
 
     @_guarded
     def export_jsonl(
@@ -1163,27 +1089,7 @@ class MemoryStore:
         layers: Sequence[Layer | str] | None = None,
     ) -> int:
         """Write every record as one JSON object per line; returns the count."""
-        chosen = [Layer.parse(x) for x in layers] if layers else None
-        if isinstance(dest, str | Path):
-            from magray.common.fs import atomic_writer
-
-            with atomic_writer(Path(dest).expanduser(), mode=0o600) as raw:
-                import io
-
-                handle = io.TextIOWrapper(raw, encoding="utf-8")
-                n = self._export(handle, with_vectors, chosen)
-                handle.flush()
-                handle.detach()
-                return n
-        return self._export(dest, with_vectors, chosen)
-
-    def _export(self, handle: IO[str], with_vectors: bool, layers: list[Layer] | None) -> int:
-        n = 0
-        for record in self._backend.iter_records(layers=layers, with_vector=with_vectors):
-            handle.write(json.dumps(record.to_dict(with_vector=with_vectors), ensure_ascii=False))
-            handle.write("\n")
-            n += 1
-        return n
+        return export_records(self, dest, with_vectors=with_vectors, layers=layers)
 
     @_guarded
     def import_jsonl(
@@ -1199,90 +1105,7 @@ class MemoryStore:
         line's model id and dim match this store; otherwise the text is embedded.
         Returns ``{"imported", "skipped", "embedded"}``.
         """
-        if isinstance(src, str | Path):
-            with open(Path(src).expanduser(), encoding="utf-8") as handle:
-                return self._import(handle, batch_size, progress)
-        return self._import(src, batch_size, progress)
-
-    def _import(
-        self, handle: IO[str], batch_size: int, progress: Callable[[int], None] | None
-    ) -> dict[str, int]:
-        self._check_model()
-        counts = {"imported": 0, "skipped": 0, "embedded": 0}
-        batch: list[dict[str, Any]] = []
-
-        def flush() -> None:
-            if not batch:
-                return
-            existing = {r.id for r in self._backend.get([b["id"] for b in batch if b.get("id")])}
-            fresh = [b for b in batch if not b.get("id") or b["id"] not in existing]
-            counts["skipped"] += len(batch) - len(fresh)
-            reuse = [
-                b
-                for b in fresh
-                if b.get("vector") is not None
-                and b.get("model_id") == self.model_id
-                and len(b["vector"]) == self.dim
-            ]
-            need = [b for b in fresh if not any(b is r for r in reuse)]
-            vecs: dict[int, np.ndarray] = {}
-            if reuse:
-                arr = self._vectors([b["vector"] for b in reuse], len(reuse))
-                vecs.update({id(b): arr[i] for i, b in enumerate(reuse)})
-            if need:
-                arr = self._embed(self._texts([b["text"] for b in need]))
-                vecs.update({id(b): arr[i] for i, b in enumerate(need)})
-                counts["embedded"] += len(need)
-            now = self.clock()
-            rows = []
-            for i, b in enumerate(fresh):
-                text = self._texts([b.get("text", "")])[0]
-                layer = Layer.parse(b.get("layer", "interact"))
-                created = float(b.get("created_at", now))
-                rows.append(
-                    NewRecord(
-                        id=b.get("id"),
-                        layer=layer,
-                        text=text,
-                        metadata_json=self._metadata_json(b.get("metadata"), i),
-                        vector=vecs[id(b)],
-                        content_hash=text_hash(text),
-                        importance=self._importance(b.get("importance", 0.5)),
-                        pinned=bool(b.get("pinned", False)),
-                        expires_at=b["expires_at"]
-                        if "expires_at" in b
-                        else self._expiry(layer, created),
-                        created_at=created,
-                        updated_at=float(b.get("updated_at", created)),
-                        last_access=float(b.get("last_access", created)),
-                        access_count=int(b.get("access_count", 0)),
-                    )
-                )
-            if rows:
-                self._backend.insert(rows, dedupe=False, now=now)
-            counts["imported"] += len(rows)
-            batch.clear()
-            if progress is not None:
-                progress(counts["imported"] + counts["skipped"])
-
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInputError(
-                    f"line {lineno} is not JSON: {exc}",
-                    hint="expected JSON lines as written by export (one record per line); "
-                    "batches before this line were imported",
-                ) from None
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise InvalidInputError(f"line {lineno} is not a record with a 'text' field")
-            batch.append(item)
-            if len(batch) >= batch_size:
-                flush()
-        flush()
-        return counts
+        return import_records(self, src, batch_size=batch_size, progress=progress)
 
     # ------------------------------------------------------------ async twins
     async def aadd(self, *args: Any, **kwargs: Any) -> list[str]:
