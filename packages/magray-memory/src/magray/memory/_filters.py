@@ -15,16 +15,23 @@ The grammar (values are JSON scalars: str, int, float, bool, None)::
 Several keys in one dict are ANDed. Values compare by kind: a bool never equals
 a number, and a range on numbers never matches strings (unlike raw SQLite, where
 every TEXT sorts after every INTEGER).
+
+One compiler serves both backends: :func:`compile_where` takes the
+:class:`~magray.memory._sql.Dialect` (SQLite or PostgreSQL) that spells a
+metadata comparison, a placeholder and the boolean literals.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from magray.common.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from magray.memory._sql import Dialect
 
 __all__ = ["ACCESS_FIELDS", "RECORD_FIELDS", "compile_where"]
 
@@ -49,36 +56,24 @@ _HINT = (
 )
 
 
-def compile_where(where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
-    """SQL boolean expression over table ``records`` and its parameters.
+def compile_where(where: Mapping[str, Any] | None, dialect: Dialect) -> tuple[str, list[Any]]:
+    """SQL boolean expression over table ``records`` and its parameters, in ``dialect``.
 
-    Returns ``("1", [])`` for an empty filter.
+    Returns ``(dialect.true, [])`` for an empty filter.
 
     Raises:
         InvalidInputError: The filter does not follow the grammar.
     """
     if not where:
-        return "1", []
+        return dialect.true, []
     if not isinstance(where, Mapping):
         raise InvalidInputError(f"where must be a dict, not {type(where).__name__}", hint=_HINT)
     params: list[Any] = []
-    sql = _clause(where, params)
-    return sql, params
+    return _clause(where, params, dialect), params
 
 
-def _clause(where: Mapping[str, Any], params: list[Any]) -> str:
-    return walk_clause(where, params, _op)
-
-
-OpCompiler = Callable[[str, str, Any, list[Any]], str]
-
-
-def walk_clause(where: Mapping[str, Any], params: list[Any], op: OpCompiler) -> str:
-    """Validate the filter grammar and join ``op(key, operator, value, params)`` clauses.
-
-    Shared by every backend's compiler: only ``op`` (one comparison in that
-    backend's SQL) differs, so the grammar and its errors are the same everywhere.
-    """
+def _clause(where: Mapping[str, Any], params: list[Any], dialect: Dialect) -> str:
+    """Validate the grammar and join the comparisons of one filter dict."""
     parts = []
     for key, cond in where.items():
         if key in ("$and", "$or"):
@@ -88,7 +83,7 @@ def walk_clause(where: Mapping[str, Any], params: list[Any], op: OpCompiler) -> 
             for sub in cond:
                 if not isinstance(sub, Mapping) or not sub:
                     raise InvalidInputError(f"{key} items must be non-empty dicts", hint=_HINT)
-                subs.append(f"({walk_clause(sub, params, op)})")
+                subs.append(f"({_clause(sub, params, dialect)})")
             parts.append(f"({(' AND ' if key == '$and' else ' OR ').join(subs)})")
             continue
         if not isinstance(key, str) or not (_KEY.match(key) or key in RECORD_FIELDS):
@@ -100,19 +95,10 @@ def walk_clause(where: Mapping[str, Any], params: list[Any], op: OpCompiler) -> 
             if not cond:
                 raise InvalidInputError(f"empty condition for {key!r}", hint=_HINT)
             for operator, value in cond.items():
-                parts.append(op(key, operator, value, params))
+                parts.append(_op(key, operator, value, params, dialect))
         else:
-            parts.append(op(key, "$eq", cond, params))
+            parts.append(_op(key, "$eq", cond, params, dialect))
     return " AND ".join(parts)
-
-
-def _field(key: str) -> tuple[str, str | None]:
-    """(SQL value expression, SQL json_type expression or None for record columns)."""
-    column = RECORD_FIELDS.get(key)
-    if column is not None:
-        return column, None
-    path = "$." + ".".join(f'"{segment}"' for segment in key.split("."))
-    return f"json_extract(metadata, '{path}')", f"json_type(metadata, '{path}')"
 
 
 def _kind(value: Any) -> str:
@@ -132,14 +118,6 @@ def _kind(value: Any) -> str:
     )
 
 
-_JSON_TYPES = {
-    "bool": "('true', 'false')",
-    "number": "('integer', 'real')",
-    "str": "('text')",
-    "null": "('null')",
-}
-
-
 def _check_field_value(key: str, kind: str) -> None:
     if key not in RECORD_FIELDS:
         return
@@ -150,43 +128,42 @@ def _check_field_value(key: str, kind: str) -> None:
         )
 
 
-def _eq(key: str, value: Any, params: list[Any]) -> str:
-    expr, jtype = _field(key)
+def _eq(key: str, value: Any, params: list[Any], dialect: Dialect) -> str:
     kind = _kind(value)
     _check_field_value(key, kind)
-    if jtype is None:  # a record column: plain SQL comparison
+    column = RECORD_FIELDS.get(key)
+    if column is not None:  # a record column: plain SQL comparison
         if kind == "null":
-            return f"{expr} IS NULL"
+            return f"{column} IS NULL"
         params.append(int(value) if kind == "bool" else value)
-        return f"{expr} = ?"
+        return f"{dialect.compared(key, column)} = {dialect.mark}"
     if kind == "null":
-        return f"{jtype} = 'null'"
-    params.append(int(value) if kind == "bool" else value)
-    return f"({jtype} IN {_JSON_TYPES[kind]} AND {expr} = ?)"
+        return dialect.meta_null(key, params)
+    return dialect.meta_eq(key, kind, value, params)
 
 
-def _op(key: str, op: str, value: Any, params: list[Any]) -> str:
+def _op(key: str, op: str, value: Any, params: list[Any], dialect: Dialect) -> str:
     if op not in _OPS:
         raise InvalidInputError(
             f"unknown filter operator {op!r} on {key!r}",
             hint=f"operators: {', '.join(sorted(_OPS))}",
         )
     if op == "$eq":
-        return _eq(key, value, params)
+        return _eq(key, value, params, dialect)
     if op == "$ne":
-        return f"NOT COALESCE({_eq(key, value, params)}, 0)"
+        return f"NOT COALESCE({_eq(key, value, params, dialect)}, {dialect.false})"
     if op in ("$in", "$nin"):
         if not isinstance(value, list | tuple | set | frozenset):
             raise InvalidInputError(f"{op} on {key!r} needs a list of values", hint=_HINT)
         if not value:
-            return "0" if op == "$in" else "1"
-        inner = " OR ".join(f"({_eq(key, v, params)})" for v in value)
-        return f"({inner})" if op == "$in" else f"NOT COALESCE(({inner}), 0)"
-    expr, jtype = _field(key)
+            return dialect.false if op == "$in" else dialect.true
+        inner = " OR ".join(f"({_eq(key, v, params, dialect)})" for v in value)
+        return f"({inner})" if op == "$in" else f"NOT COALESCE(({inner}), {dialect.false})"
+    column = RECORD_FIELDS.get(key)
     if op == "$exists":
         if not isinstance(value, bool):
             raise InvalidInputError(f"$exists on {key!r} needs true or false", hint=_HINT)
-        test = f"{expr} IS NOT NULL" if jtype is None else f"{jtype} IS NOT NULL"
+        test = f"{column} IS NOT NULL" if column is not None else dialect.meta_exists(key, params)
         return test if value else f"NOT ({test})"
     kind = _kind(value)
     _check_field_value(key, kind)
@@ -194,8 +171,7 @@ def _op(key: str, op: str, value: Any, params: list[Any]) -> str:
         raise InvalidInputError(
             f"{op} on {key!r} needs a number or a string, not {value!r}", hint=_HINT
         )
+    if column is None:
+        return dialect.meta_range(key, kind, _RANGE[op], value, params)
     params.append(value)
-    comparison = f"{expr} {_RANGE[op]} ?"
-    if jtype is None:
-        return f"({expr} IS NOT NULL AND {comparison})"
-    return f"({jtype} IN {_JSON_TYPES[kind]} AND {comparison})"
+    return f"({column} IS NOT NULL AND {dialect.compared(key, column)} {_RANGE[op]} {dialect.mark})"

@@ -57,7 +57,8 @@ from magray.memory._index import (
     LayerIndex,
     Manifest,
 )
-from magray.memory._sqlite import RecordDB, loads_metadata, record_columns, row_to_record
+from magray.memory._sql import SQLITE, row_to_record, select_query
+from magray.memory._sqlite import RecordDB, loads_metadata, record_columns
 from magray.memory._types import Hit, Layer, Record
 from magray.memory.errors import (
     DatabaseMissingError,
@@ -1350,30 +1351,17 @@ class LocalBackend:
         with_vector: bool = False,
     ) -> list[Record]:
         """Records matching a layer and filter, newest first by default."""
-        if order not in (
-            "created_at",
-            "updated_at",
-            "last_access",
-            "access_count",
-            "importance",
-            "label",
-        ):
-            order = "created_at"
-        sql, params = compile_where(where)
-        args: list[Any] = []
-        clause = sql
-        if layer is not None:
-            clause = f"layer = ? AND ({sql})"
-            args.append(layer.value)
-        args.extend(params)
-        direction = "DESC" if descending else "ASC"
-        query = (
-            f"SELECT {record_columns(with_vector=with_vector)} FROM records WHERE {clause} "
-            f"ORDER BY {order} {direction}, label {direction}"
+        query, args = select_query(
+            SQLITE,
+            table="records",
+            columns=record_columns(with_vector=with_vector),
+            layer=layer,
+            where=where,
+            limit=limit,
+            offset=offset,
+            order=order,
+            descending=descending,
         )
-        if limit is not None:
-            query += " LIMIT ? OFFSET ?"
-            args.extend([limit, offset])
         with self._mutex:
             self._flush_touches()
             return [
@@ -1467,7 +1455,7 @@ class LocalBackend:
         ef_search: int | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for a batch of query vectors ``(nq, dim)`` with one filter."""
-        sql, params = compile_where(where)
+        sql, params = compile_where(where, SQLITE)
         with self._mutex:
             self.refresh()
             any_expired = self._any_expired(now)

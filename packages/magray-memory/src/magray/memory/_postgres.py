@@ -40,8 +40,9 @@ from magray.common.log import get_logger
 from magray.memory._access import AccessLog
 from magray.memory._backend import NewRecord
 from magray.memory._columns import uses_access_fields
+from magray.memory._filters import compile_where
 from magray.memory._index import auto_ef_search
-from magray.memory._pgfilters import compile_where_pg
+from magray.memory._sql import POSTGRES, row_to_record, select_query
 from magray.memory._types import Hit, Layer, Record
 from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 
@@ -63,7 +64,6 @@ _COLUMNS = (
 # An insert of at least this many rows, and at least as many as the store holds, drops the
 # HNSW index, loads the rows and rebuilds the index in bulk.
 BULK_ROWS = 2_000
-_ORDERS = ("created_at", "updated_at", "last_access", "access_count", "importance", "label")
 
 
 def is_dsn(value: object) -> bool:
@@ -320,28 +320,7 @@ class PostgresBackend:
 
     @staticmethod
     def _record(row: Sequence[Any], *, with_vector: bool = False) -> Record:
-        vector = None
-        if with_vector:
-            raw = row[15]
-            # pgvector's loader yields numpy arrays in some versions, Vector objects in others
-            vector = np.asarray(raw.to_numpy() if hasattr(raw, "to_numpy") else raw, np.float32)
-        return Record(
-            id=row[1],
-            layer=Layer(row[2]),
-            text=row[3],
-            metadata=json.loads(row[4]),
-            created_at=row[6],
-            updated_at=row[7],
-            last_access=row[8],
-            access_count=int(row[9]),
-            importance=row[10],
-            expires_at=row[11],
-            pinned=bool(row[12]),
-            content_hash=row[5],
-            model_id=row[13],
-            dim=row[14],
-            vector=vector,
-        )
+        return row_to_record(row, with_vector=with_vector, dialect=POSTGRES)
 
     def _columns(self, *, with_vector: bool = False) -> str:
         return _COLUMNS + (", embedding" if with_vector else "")
@@ -716,23 +695,17 @@ class PostgresBackend:
         with_vector: bool = False,
     ) -> list[Record]:
         """Records matching a layer and filter, newest first by default."""
-        if order not in _ORDERS:
-            order = "created_at"
-        sql, params = compile_where_pg(where)
-        args: list[Any] = []
-        clause = sql
-        if layer is not None:
-            clause = f"layer = %s AND ({sql})"
-            args.append(layer.value)
-        args.extend(params)
-        direction = "DESC" if descending else "ASC"
-        query = (
-            f"SELECT {self._columns(with_vector=with_vector)} FROM {self._s}.records "
-            f"WHERE {clause} ORDER BY {order} {direction}, label {direction}"
+        query, args = select_query(
+            POSTGRES,
+            table=f"{self._s}.records",
+            columns=self._columns(with_vector=with_vector),
+            layer=layer,
+            where=where,
+            limit=limit,
+            offset=offset,
+            order=order,
+            descending=descending,
         )
-        if limit is not None:
-            query += " LIMIT %s OFFSET %s"
-            args.extend([limit, offset])
         self.flush()
 
         def run() -> list[Record]:
@@ -818,7 +791,7 @@ class PostgresBackend:
         ef_search: int | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for a batch of query vectors ``(nq, dim)`` with one filter."""
-        sql, params = compile_where_pg(where)
+        sql, params = compile_where(where, POSTGRES)
         if where and uses_access_fields(where):
             self.flush()  # the filter reads access counts
         names = [layer.value for layer in layers]

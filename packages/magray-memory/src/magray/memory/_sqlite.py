@@ -25,10 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from magray.common.errors import ReadOnlyStorageError, StorageError, storage_error
 from magray.memory._columns import MetaRow
+from magray.memory._sql import row_to_record
 from magray.memory._types import Layer, Record
 from magray.memory.errors import StoreCorruptError
 
@@ -54,7 +53,7 @@ def loads_metadata(text: str) -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
-__all__ = ["SCHEMA_VERSION", "RecordDB", "record_columns", "row_to_record"]
+__all__ = ["SCHEMA_VERSION", "RecordDB", "record_columns"]
 
 RECORD_COLUMNS = (
     "label, id, layer, text, metadata, content_hash, created_at, updated_at, "
@@ -152,28 +151,6 @@ def _m2(conn: sqlite3.Connection) -> None:
 # Ordered migrations: MIGRATIONS[i] moves a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def row_to_record(row: sqlite3.Row | tuple[Any, ...], *, with_vector: bool = False) -> Record:
-    """Build a :class:`Record` from a ``SELECT record_columns(...)`` row."""
-    vector = np.frombuffer(row[15], dtype=np.float32) if with_vector else None
-    return Record(
-        id=row[1],
-        layer=Layer(row[2]),
-        text=row[3],
-        metadata=json.loads(row[4]),
-        created_at=row[6],
-        updated_at=row[7],
-        last_access=row[8],
-        access_count=row[9],
-        importance=row[10],
-        expires_at=row[11],
-        pinned=bool(row[12]),
-        content_hash=row[5],
-        model_id=row[13],
-        dim=row[14],
-        vector=vector,
-    )
 
 
 def translate(exc: BaseException, path: Path, where: str | None = None) -> StorageError:
