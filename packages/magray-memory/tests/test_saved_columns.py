@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from magray.memory import MemoryStore
-from magray.memory._local import LocalBackend, _FileBase, _SqlBase
+from magray.memory._layercols import _FileBase, _SqlBase
+from magray.memory._local import LocalBackend
 from memtestkit import unit_vectors, vector_store
 
 DIM = 16
