@@ -127,7 +127,7 @@ def import_summary(api_base: str, top: int) -> list[str]:
         proc = subprocess.run(
             cmd, env=_env(api_base, home), capture_output=True, text=True, check=True
         )
-    rows = re.findall(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$", proc.stderr, re.M)
+    rows = re.findall(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$", proc.stderr, re.M)
     own = sum(int(r[0]) for r in rows) / 1000
     outer = sorted(((int(r[1]) / 1000, r[3]) for r in rows if not r[2]), reverse=True)
     lines = [f"imports of a cold direct --no-memory run: {len(rows)} modules, {own:.0f} ms in all"]
