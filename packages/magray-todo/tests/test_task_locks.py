@@ -107,23 +107,22 @@ def test_a_surviving_child_keeps_its_task_from_running_again(tmp_path: Path) -> 
 def test_a_lock_held_by_another_process_defers_the_claim(tmp_path: Path) -> None:
     """The same check without a crash: a task re-opened while an old process still runs it."""
     from magray.todo import EventKind, Executor, ProgressEvent
-    from magray.todo._lock import lock_dir
 
     db = tmp_path / "todo.db"
     with TodoStore(db) as store:
         task = store.add("t").id
-        lock_dir(db).mkdir()
         holder = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "import fcntl, sys, time\n"
-                "f = open(sys.argv[1], 'a')\n"
-                "fcntl.flock(f, fcntl.LOCK_EX)\n"
-                "print('locked', flush=True)\n"
-                "time.sleep(float(sys.argv[2]))\n",
-                str(lock_dir(db) / f"{task}.lock"),
-                "1.2",
+                "import sys, time\n"
+                "from pathlib import Path\n"
+                "from magray.todo._lock import try_lock\n"
+                "lock = try_lock(Path(sys.argv[1]), int(sys.argv[2]))\n"
+                "print('locked' if lock else 'busy', flush=True)\n"
+                "time.sleep(1.2)\n",
+                str(db),
+                str(task),
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -49,9 +49,10 @@ class _Pool:
         self.runner = runner
         self.jobs: queue.SimpleQueue[tuple[int, Attempt] | None] = queue.SimpleQueue()
         # queue.Queue, not SimpleQueue: its blocking get() is interrupted by Ctrl-C.
-        self.results: queue.Queue[tuple[int, bool, Any, float]] = queue.Queue()
+        self.results: queue.Queue[tuple[int, Attempt, bool, Any, float]] = queue.Queue()
         self._lock = threading.Lock()
         self._abandoned: set[int] = set()  # tokens whose worker was replaced
+        self._closed = False  # the run has ended
         self._alive = 0
         self._names = itertools.count(1)
         for _ in range(size):
@@ -87,13 +88,19 @@ class _Pool:
                 ok, value = False, exc
             finally:
                 _current.reset(context)
-                attempt.returned()
-            self.results.put((token, ok, value, time.perf_counter() - start))
+            # The driver lets go of the task lock when it takes the result (doing it here
+            # makes workers and driver trade the GIL and halves throughput).
+            self.results.put((token, attempt, ok, value, time.perf_counter() - start))
             with self._lock:
-                if token in self._abandoned:  # a replacement took this worker's slot
+                closed = self._closed
+                abandoned = token in self._abandoned
+                if abandoned:  # a replacement took this worker's slot
                     self._abandoned.discard(token)
                     self._alive -= 1
-                    return
+            if abandoned or closed:  # the run may have ended: nobody takes the result
+                attempt.returned()
+            if abandoned:
+                return
 
     def submit(self, token: int, attempt: Attempt) -> None:
         self.jobs.put((token, attempt))
@@ -111,10 +118,17 @@ class _Pool:
         self._spawn()
 
     def shutdown(self) -> None:
+        """Let the workers go; from now on each lets go of its task lock itself."""
         with self._lock:
             alive = self._alive
+            self._closed = True
         for _ in range(alive):
             self.jobs.put(None)
+        while True:  # results nobody will take: their runners have returned
+            try:
+                self.results.get_nowait()[1].returned()
+            except queue.Empty:
+                break
 
 
 class Executor(ExecutorBase):
@@ -257,9 +271,12 @@ class Executor(ExecutorBase):
 
     @staticmethod
     def _take(
-        item: tuple[int, bool, Any, float], flights: dict[int, _Flight], out: list[Outcome]
+        item: tuple[int, Attempt, bool, Any, float],
+        flights: dict[int, _Flight],
+        out: list[Outcome],
     ) -> None:
-        token, ok, value, duration = item
+        token, attempt, ok, value, duration = item
+        attempt.returned()  # its runner has returned
         flight = flights.pop(token, None)
         if flight is None:  # an abandoned (timed-out) attempt finished late
             return

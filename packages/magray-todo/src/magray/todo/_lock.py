@@ -4,43 +4,48 @@ The run lock (``<db>.run.lock``) dies with the executor's process, but a
 child process an attempt started can outlive it (reparented to init when
 magray is SIGKILLed). The database cannot tell whether that child is still
 working, so the next run would re-run the task next to it. A task lock closes
-the gap: before running a task the executor takes ``flock(LOCK_EX)`` on
-``<db>.tasks/<id>.lock`` and holds it until the runner returns. A runner that
-starts processes passes the lock's descriptor on
-(``subprocess.Popen(..., pass_fds=attempt.pass_fds)``); ``flock`` locks
-belong to the open file, which the child then shares, so the lock stays held
-until the last process holding it exits, whoever died first. An executor
-never starts an attempt whose task lock is held by someone else.
+the gap: before running a task the executor takes an exclusive lock for it
+and holds it until the runner returns. A runner that starts processes passes
+the lock's descriptor on (``subprocess.Popen(..., pass_fds=attempt.pass_fds)``).
+The lock belongs to the *open file*, which the child then shares, so it stays
+held until the last process holding it exits, whoever died first. An executor
+never starts an attempt whose task lock someone else holds.
 
-The files are kept (never unlinked: unlinking a lock file that a surviving
-child still holds would let a newcomer lock a fresh file beside it). On
-systems without ``fcntl.flock`` (Windows) the locks are no-ops.
+Two kinds of lock have that property:
+
+- Linux: an open-file-description byte-range lock (``F_OFD_SETLK``) on byte
+  ``task_id`` of one file, ``<db>.tasks.lock``: one ``open`` and one
+  ``fcntl`` per attempt, no file per task;
+- other POSIX systems: ``flock`` on ``<db>.tasks/<id>.lock``, one file per
+  task, kept (unlinking one a surviving child still holds would let a
+  newcomer lock a fresh file beside it).
+
+On systems without either (Windows) the locks are no-ops.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
+import struct
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
-__all__ = ["TaskLock", "holder", "lock_dir", "try_lock"]
+__all__ = ["TaskLock", "lock_path", "try_lock"]
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-
-def lock_dir(db: Path) -> Path:
-    """The directory of task-lock files beside a database."""
-    return db.with_name(db.name + ".tasks")
+_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLK")
 
 
-def _path(db: Path, task_id: int) -> Path:
-    return lock_dir(db) / f"{int(task_id)}.lock"
+def lock_path(db: Path, task_id: int) -> Path:
+    """The file holding task ``task_id``'s lock."""
+    if _OFD:
+        return db.with_name(db.name + ".tasks.lock")
+    return db.with_name(db.name + ".tasks") / f"{int(task_id)}.lock"  # pragma: no cover
 
 
 class TaskLock:
@@ -67,35 +72,33 @@ class TaskLock:
             os.close(fd)
 
 
-def try_lock(db: Path, task_id: int, *, run_id: str) -> TaskLock | None:
-    """Take task ``task_id``'s lock without waiting; ``None`` if another holder has it.
+def _flock_struct(kind: int, task_id: int) -> bytes:
+    # struct flock {short l_type, l_whence; off_t l_start, l_len; pid_t l_pid;} (+ padding);
+    # l_pid must be 0 for open-file-description locks.
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, int(task_id), 1, 0)
 
-    The file records who took it (pid, run, time), for messages about a holder
-    that outlived its run.
-    """
+
+def try_lock(db: Path, task_id: int) -> TaskLock | None:
+    """Take task ``task_id``'s lock without waiting; ``None`` if another holder has it."""
     if fcntl is None:  # pragma: no cover - Windows
         return TaskLock(task_id, None)
-    path = _path(db, task_id)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    path = lock_path(db, task_id)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:  # pragma: no cover - the first flock file of this database
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if _OFD:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK, task_id))
+        else:  # pragma: no cover - macOS and other POSIX systems
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
         os.close(fd)
-        return None
+        if isinstance(exc, BlockingIOError) or exc.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
     except BaseException:
         os.close(fd)
         raise
-    info = {"pid": os.getpid(), "run_id": run_id, "task_id": task_id, "since": time.time()}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(info).encode(), 0)
     return TaskLock(task_id, fd)
-
-
-def holder(db: Path, task_id: int) -> dict[str, Any]:
-    """Who last took the lock of ``task_id`` (``{}`` if unknown)."""
-    try:
-        info = json.loads(_path(db, task_id).read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}

@@ -30,7 +30,7 @@ from magray.common.metrics import MetricsRegistry, default_registry
 from magray.todo import _claims as C
 from magray.todo._attempt import Attempt
 from magray.todo._events import EventKind, ProgressEvent, RunReport, Subscriber
-from magray.todo._lock import holder, try_lock
+from magray.todo._lock import try_lock
 from magray.todo._model import FINISHED, Status, Task
 from magray.todo._resolver import Change
 from magray.todo._store import TodoStore
@@ -242,7 +242,7 @@ class RunCore:
         attempts: list[Attempt] = []
         held: list[Task] = []
         for task in tasks:
-            lock = try_lock(self.store.path, task.id, run_id=self.run_id)
+            lock = try_lock(self.store.path, task.id)
             if lock is None:
                 held.append(task)
             else:
@@ -253,7 +253,7 @@ class RunCore:
             for task in held:
                 if task.id not in self._held_seen:
                     self._held_seen.add(task.id)
-                    self.emit(EventKind.TASK_HELD, task=task, error=self._describe_holder(task.id))
+                    self.emit(EventKind.TASK_HELD, task=task, error=self._HELD)
         for attempt in attempts:
             self._apply([Change(attempt.task.id, Status.READY, Status.RUNNING)])
             self.attempts += 1
@@ -262,19 +262,16 @@ class RunCore:
         return attempts
 
     def _held_elsewhere(self, task_id: int) -> bool:
-        lock = try_lock(self.store.path, task_id, run_id=self.run_id)
+        lock = try_lock(self.store.path, task_id)
         if lock is None:
             return True
         lock.release()
         return False
 
-    def _describe_holder(self, task_id: int) -> str:
-        info = holder(self.store.path, task_id)
-        started = f" of run {info['run_id']} (pid {info['pid']})" if info else ""
-        return (
-            f"an attempt{started} is still executing in a process that holds the task's "
-            "lock; waiting for it to end"
-        )
+    _HELD = (
+        "an earlier attempt is still executing in another process, which holds the task's "
+        "lock; waiting for it to end"
+    )
 
     def timeout_of(self, task: Task) -> float | None:
         return task.timeout if task.timeout is not None else self.default_timeout
