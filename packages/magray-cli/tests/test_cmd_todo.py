@@ -265,3 +265,21 @@ def test_tree_shows_a_shared_dependent_under_each_parent_once_expanded(tmp_path:
         "#2 ready b",
         "└── #3 pending c  (shown above)",
     ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_run_hands_the_task_lock_to_the_tools_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a process the task started lives, it holds the task's lock, so a later
+    # run (after this one is killed) cannot start the task next to it.
+    monkeypatch.chdir(tmp_path)
+    db = str(tmp_path / "t.db")
+    probe = ok(
+        "--db", db, "add", "probe", "--action", "shell_run",
+        "--args", '{"command": "ls -l /proc/self/fd"}',
+    )  # fmt: skip
+    report = ok("--db", db, "run", "--yes", "--quiet")
+    assert report["succeeded"] == 1, report
+    stdout = ok("--db", db, "show", str(probe["id"]))["result"]["data"]["stdout"]
+    assert "t.db.tasks.lock" in stdout

@@ -775,8 +775,11 @@ def _tool_runner(settings: Any, *, assume_yes: bool) -> Callable[[Task], Any]:
 
     def run(task: Task) -> Any:
         assert task.action is not None  # the executor only claims tasks with actions
-        ctx = ToolContext(policy=policy, confirm=confirm)
         attempt = current_attempt()
+        # The task's lock goes to every process the tool starts: while one lives, no
+        # later run starts this task again, even if this process is killed.
+        fds = attempt.pass_fds if attempt is not None else ()
+        ctx = ToolContext(policy=policy, confirm=confirm, pass_fds=fds)
         if attempt is not None:  # a timeout or Ctrl-C cancels the tool call too
             attempt.on_cancel(ctx.cancel.cancel)
         result = registry.call(task.action.tool, task.action.args, ctx).raise_for_error()
