@@ -42,7 +42,7 @@ from magray.memory._backend import NewRecord
 from magray.memory._columns import uses_access_fields
 from magray.memory._filters import compile_where
 from magray.memory._index import auto_ef_search
-from magray.memory._sql import POSTGRES, row_to_record, select_query
+from magray.memory._sql import POSTGRES, row_to_record, select_query, update_details
 from magray.memory._types import Hit, Layer, Record
 from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 
@@ -534,28 +534,30 @@ class PostgresBackend:
                         hint="`magray memory list` shows ids",
                         details={"id": record_id},
                     )
-                changed: dict[str, Any] = {}
+                changed = update_details(
+                    row,
+                    text=text,
+                    content_hash=content_hash,
+                    metadata_json=metadata_json,
+                    importance=importance,
+                    pinned=pinned,
+                    layer=layer,
+                    expires_at=expires_at,
+                    vector=vector,
+                )
                 sets: dict[str, Any] = {}
-                if text is not None and text != row[3]:
-                    changed["text"] = {"chars": len(text), "content_hash": content_hash}
+                if "text" in changed:
                     sets.update(text=text, content_hash=content_hash)
-                if metadata_json is not None and metadata_json != row[4]:
-                    changed["metadata"] = True
+                if "metadata" in changed:
                     sets.update(metadata_text=metadata_json)
-                if importance is not None and importance != row[10]:
-                    changed["importance"] = [row[10], importance]
+                if "importance" in changed:
                     sets.update(importance=importance)
-                if pinned is not None and pinned != bool(row[12]):
-                    changed["pinned"] = pinned
-                    sets.update(pinned=int(pinned))
-                if layer is not None and layer.value != row[2]:
-                    changed["layer"] = [row[2], layer.value]
-                    sets.update(layer=layer.value)
-                if not isinstance(expires_at, EllipsisType) and expires_at != row[11]:
-                    changed["expires_at"] = [row[11], expires_at]
+                if "pinned" in changed:
+                    sets.update(pinned=int(changed["pinned"]))
+                if "layer" in changed:
+                    sets.update(layer=changed["layer"][1])
+                if "expires_at" in changed:
                     sets.update(expires_at=expires_at)
-                if vector is not None and "text" not in changed:
-                    changed["vector"] = True
                 if vector is not None:
                     sets.update(
                         embedding=np.asarray(vector, dtype=np.float32),

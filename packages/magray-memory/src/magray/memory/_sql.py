@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,15 @@ import numpy as np
 from magray.memory._filters import compile_where
 from magray.memory._types import Layer, Record
 
-__all__ = ["ORDERS", "POSTGRES", "SQLITE", "Dialect", "row_to_record", "select_query"]
+__all__ = [
+    "ORDERS",
+    "POSTGRES",
+    "SQLITE",
+    "Dialect",
+    "row_to_record",
+    "select_query",
+    "update_details",
+]
 
 # Columns `list` may sort by (anything else sorts by created_at).
 ORDERS = ("created_at", "updated_at", "last_access", "access_count", "importance", "label")
@@ -199,3 +208,35 @@ def select_query(
         query += f" LIMIT {dialect.mark} OFFSET {dialect.mark}"
         args.extend([limit, offset])
     return query, args
+
+
+def update_details(
+    row: Sequence[Any],
+    *,
+    text: str | None,
+    content_hash: str | None,
+    metadata_json: str | None,
+    importance: float | None,
+    pinned: bool | None,
+    layer: Layer | None,
+    expires_at: float | EllipsisType | None,
+    vector: np.ndarray | None,
+) -> dict[str, Any]:
+    """What an update changes in the record of ``row`` (record columns), as the details of
+    its ``update`` history event; empty when nothing changes."""
+    changed: dict[str, Any] = {}
+    if text is not None and text != row[3]:
+        changed["text"] = {"chars": len(text), "content_hash": content_hash}
+    if metadata_json is not None and metadata_json != row[4]:
+        changed["metadata"] = True
+    if importance is not None and importance != row[10]:
+        changed["importance"] = [row[10], importance]
+    if pinned is not None and pinned != bool(row[12]):
+        changed["pinned"] = pinned
+    if layer is not None and layer.value != row[2]:
+        changed["layer"] = [row[2], layer.value]
+    if not isinstance(expires_at, EllipsisType) and expires_at != row[11]:
+        changed["expires_at"] = [row[11], expires_at]
+    if vector is not None and "text" not in changed:
+        changed["vector"] = True
+    return changed

@@ -18,6 +18,7 @@ import numpy as np
 from magray.memory._backend import NewRecord
 from magray.memory._cache import HitRow
 from magray.memory._queries import Queries
+from magray.memory._sql import update_details
 from magray.memory._sqlite import RecordDB, record_columns
 from magray.memory._types import Layer, Record
 from magray.memory.errors import DuplicateIdError, RecordNotFoundError
@@ -238,21 +239,17 @@ class Writes(Queries):
             self._flush_touches()
             with self.db.write() as conn:
                 row = self._fetch_row(conn, record_id)
-                changed: dict[str, Any] = {}
-                if text is not None and text != row[3]:
-                    changed["text"] = {"chars": len(text), "content_hash": content_hash}
-                if metadata_json is not None and metadata_json != row[4]:
-                    changed["metadata"] = True
-                if importance is not None and importance != row[10]:
-                    changed["importance"] = [row[10], importance]
-                if pinned is not None and pinned != bool(row[12]):
-                    changed["pinned"] = pinned
-                if layer is not None and layer.value != row[2]:
-                    changed["layer"] = [row[2], layer.value]
-                if not isinstance(expires_at, EllipsisType) and expires_at != row[11]:
-                    changed["expires_at"] = [row[11], expires_at]
-                if vector is not None and "text" not in changed:
-                    changed["vector"] = True
+                changed = update_details(
+                    row,
+                    text=text,
+                    content_hash=content_hash,
+                    metadata_json=metadata_json,
+                    importance=importance,
+                    pinned=pinned,
+                    layer=layer,
+                    expires_at=expires_at,
+                    vector=vector,
+                )
                 if changed:
                     # Any change gives the record a new label, so the index and its
                     # in-memory filter columns only ever append (see _columns.py).
