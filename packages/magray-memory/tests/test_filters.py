@@ -320,3 +320,48 @@ def test_search_many_equals_single_searches(
             [h.score for s in single for h in s],
             atol=1e-5,
         )
+
+
+INVALID: list[Any] = [
+    [1],
+    {"x": {"$foo": 1}},
+    {"x": {}},
+    {"$or": []},
+    {"$or": [{}]},
+    {"bad key": 1},
+    {"x": [1]},
+    {"x": {"$in": 3}},
+    {"x": {"$exists": 1}},
+    {"x": {"$gt": True}},
+    {"_id": 3},
+    {"_created_at": "x"},
+    {"x": math.nan},
+]
+
+
+@pytest.mark.parametrize("where", [*FILTERS, {"a.b": None, "_id": {"$gte": "a"}}])
+def test_one_compiler_binds_every_placeholder_in_both_dialects(where: dict[str, Any]) -> None:
+    """Each dialect's pieces add exactly one parameter per placeholder they write."""
+    from magray.memory._filters import compile_where
+    from magray.memory._sql import POSTGRES, SQLITE
+
+    sql, params = compile_where(where, SQLITE)
+    assert sql.count("?") == len(params)
+    assert "%s" not in sql
+    pg_sql, pg_params = compile_where(where, POSTGRES)
+    assert pg_sql.count("%s") == len(pg_params)
+    assert "?" not in pg_sql
+
+
+@pytest.mark.parametrize("where", INVALID, ids=[str(w) for w in INVALID])
+def test_invalid_filters_fail_alike_in_both_dialects(where: Any) -> None:
+    from magray.common.errors import InvalidInputError
+    from magray.memory._filters import compile_where
+    from magray.memory._sql import POSTGRES, SQLITE
+
+    messages = []
+    for dialect in (SQLITE, POSTGRES):
+        with pytest.raises(InvalidInputError) as info:
+            compile_where(where, dialect)
+        messages.append((str(info.value), info.value.hint))
+    assert messages[0] == messages[1]
