@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,35 @@ def _file_read_tool() -> Tool[Any]:
     from magray.tools.builtin import FileRead
 
     return FileRead()
+
+
+@pytest.fixture
+def unconfigured_structlog() -> Iterator[None]:
+    """structlog as in an SDK program that configured nothing (CLI tests configure it)."""
+    import structlog
+
+    was_configured, saved = structlog.is_configured(), structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        yield
+    finally:
+        if was_configured:
+            structlog.configure(**saved)
+        else:
+            structlog.reset_defaults()
+
+
+def test_a_crash_is_logged_through_magray_common_log_not_printed(
+    ctx: ToolContext,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    unconfigured_structlog: None,
+) -> None:
+    with caplog.at_level("ERROR", logger="magray.tools"):
+        assert not make(Crashy()).call("crashy", {"text": "x"}, ctx).ok
+    crash = [r for r in caplog.records if r.name == "magray.tools"]
+    assert crash, "the crash was not logged"
+    assert "tool crashed" in crash[0].getMessage()
+    assert "crashy" in crash[0].getMessage()
+    assert crash[0].exc_info is not None
+    assert capsys.readouterr().out == ""

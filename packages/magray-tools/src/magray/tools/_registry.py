@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from magray.common.errors import MagrayError, ToolError
+from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
 from magray.tools._model import Action, ConfirmRequest, Tool, ToolContext, ToolResult
 from magray.tools._policy import Rule
@@ -42,7 +42,7 @@ __all__ = ["ENTRY_POINT_GROUP", "Decision", "LoadError", "ToolRegistry", "cap_te
 
 ENTRY_POINT_GROUP = "magray.tools"
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_log = logging.getLogger("magray.tools")
+_log = get_logger("magray.tools")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class ToolRegistry:
                 tools = _instantiate(ep.load())
             except Exception as exc:
                 self.load_errors.append(LoadError(ep.value, origin, f"{type(exc).__name__}: {exc}"))
-                _log.warning("cannot load tool entry point %s: %s", origin, exc)
+                _log.warning("tool entry point not loaded", origin=origin, error=str(exc))
                 continue
             for tool in tools:
                 self.register(tool, origin=origin)
@@ -198,7 +198,7 @@ class ToolRegistry:
         except MagrayError as exc:
             result = ToolResult.failure(exc)
         except Exception as exc:
-            _log.exception("tool %s crashed", name)
+            _log.exception("tool crashed", tool=name)
             result = ToolResult.failure(_crash(name, exc))
         return self._finish(name, result, ctx, start)
 
@@ -213,7 +213,7 @@ class ToolRegistry:
         except MagrayError as exc:
             result = ToolResult.failure(exc)
         except Exception as exc:
-            _log.exception("tool %s crashed", name)
+            _log.exception("tool crashed", tool=name)
             result = ToolResult.failure(_crash(name, exc))
         return self._finish(name, result, ctx, start)
 
