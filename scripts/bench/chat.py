@@ -31,7 +31,10 @@ spends ~0.3 s compiling sources on every cold start.
 
 ``--importtime N`` also prints the N largest top-level imports of one cold direct
 ``--no-memory`` run (``python -X importtime``, cumulative ms) and the sum of all
-modules' own import times.
+modules' own import times. ``--phases N`` splits the cold direct path into its steps,
+each timed inside N fresh interpreters (min and p50 per step): importing the CLI,
+settings and logging, importing the router, the tool registry, the tool schemas,
+rule routing, the LLM client, and the request up to its first token.
 """
 
 from __future__ import annotations
@@ -135,6 +138,51 @@ def import_summary(api_base: str, top: int) -> list[str]:
     return lines
 
 
+_PHASES = """
+import json, sys, time
+marks = [("start", time.perf_counter())]
+def mark(name): marks.append((name, time.perf_counter()))
+import magray.cli; mark("import magray.cli")
+from magray.cli._context import AppContext
+settings = AppContext().settings; mark("settings and logging (magray.common)")
+from magray.router import EventKind, Router; mark("import magray.router")
+router = Router(settings, use_memory=False)
+router.registry; mark("tool registry (entry points, tool modules)")
+tools = router.tool_schemas(); mark("tool schemas of the enabled tools")
+router.decide("what is the staging database?"); mark("rule routing")
+router.llm.check_keys(); mark("LLM client (import magray.llm)")
+def sink(event):
+    if event.kind is EventKind.TOKEN and marks[-1][0] != "first":
+        mark("first")
+router.ask("what is the staging database?", route="answer", on_event=sink)
+marks[-1] = ("request to its first token (httpx, SSE)", marks[-1][1])
+print(json.dumps([(n, 1000 * (t - marks[i][1])) for i, (n, t) in enumerate(marks[1:])]))
+"""
+
+
+def phases(api_base: str, runs: int) -> list[str]:
+    """The steps of the cold direct path, each timed in ``runs`` fresh interpreters."""
+    steps: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as home:
+        for _ in range(runs):
+            proc = subprocess.run(
+                [sys.executable, "-c", _PHASES],
+                env=_env(api_base, home),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for name, ms in json.loads(proc.stdout.splitlines()[-1]):
+                steps.setdefault(name, []).append(ms)
+    lines = [f"steps of the cold direct path (in-process, {runs} fresh interpreters):"]
+    lines += [
+        f"  min {min(v):6.1f} ms  p50 {statistics.median(v):6.1f} ms  {name}"
+        for name, v in steps.items()
+    ]
+    total = sum(min(v) for v in steps.values())
+    return [*lines, f"  sum of the minimums: {total:.0f} ms"]
+
+
 def litellm_import(runs: int) -> list[float]:
     """Spawn → first stdout byte of `python -c "import litellm; print()"` (local cost map).
 
@@ -181,6 +229,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--importtime", type=int, default=0, metavar="N")
+    parser.add_argument("--phases", type=int, default=0, metavar="N")
     args = parser.parse_args()
     from magray.llm.testing import LoopbackLLM, text
 
@@ -194,6 +243,8 @@ def main() -> int:
         imports = litellm_import(args.runs)
         warm = warm_router(server.api_base, args.runs)
         summary = import_summary(server.api_base, args.importtime) if args.importtime else []
+        if args.phases:
+            summary += phases(server.api_base, args.phases)
     load = os.getloadavg()[0]
     print(
         f"{platform.machine()}, {os.cpu_count()} cores, load average {load:.1f}, "
