@@ -30,6 +30,7 @@ def test_exported_members() -> None:
         "RecordNotFoundError", "StoreCorruptError", "DatabaseMissingError",
         "DatabaseRegressedError",
         "Ingest", "IngestReport", "FileResult", "iter_files", "iter_passages", "fit_to_window",
+        "redact_dsn",
     }  # fmt: skip
 
 
@@ -56,3 +57,10 @@ def test_health_checks_are_registered_as_entry_point() -> None:
     registry = HealthRegistry()
     ep.load()(registry, None)
     assert {"memory.embedder", "memory.store"} <= set(registry.names())
+
+
+def test_redact_dsn_hides_only_the_password() -> None:
+    from magray.memory import redact_dsn
+
+    assert redact_dsn("postgresql://me:s3cret@db:5432/app") == "postgresql://me:***@db:5432/app"
+    assert redact_dsn("postgresql://db/app") == "postgresql://db/app"

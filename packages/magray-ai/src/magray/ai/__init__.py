@@ -19,7 +19,10 @@ from importlib.metadata import version as _version
 
 from magray.ai._cache import EmbeddingCache
 from magray.ai._embedder import Embedder
+from magray.ai._eval import load_eval_set, rank_metrics
 from magray.ai._fallback import BreakerState, CircuitBreaker, FallbackManager
+from magray.ai._gpu import benchmark_providers, gpu_info
+from magray.ai._importer import import_folder, import_onnx_folder
 from magray.ai._plugins import create_embedder, create_reranker
 from magray.ai._providers import (
     CPU,
@@ -29,6 +32,7 @@ from magray.ai._providers import (
     available_providers,
     select_providers,
 )
+from magray.ai._quantize import compare_models, quantize_model
 from magray.ai._registry import (
     BUILTIN_MODELS,
     DEFAULT_EMBEDDING_MODEL,
@@ -37,6 +41,7 @@ from magray.ai._registry import (
     ResolvedModel,
 )
 from magray.ai._reranker import Reranker
+from magray.ai._verify import verify_model
 
 __version__ = _version("magray-ai")
 
@@ -64,4 +69,14 @@ __all__ = [
     "SessionConfig",
     "available_providers",
     "select_providers",
+    "gpu_info",
+    "benchmark_providers",
+    # model tools: verify, import, quantize, evaluate
+    "verify_model",
+    "import_folder",
+    "import_onnx_folder",
+    "quantize_model",
+    "compare_models",
+    "load_eval_set",
+    "rank_metrics",
 ]

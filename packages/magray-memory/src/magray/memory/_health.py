@@ -87,7 +87,7 @@ def _store(settings: Any) -> HealthResult:
 def _postgres_store(memory: Any) -> HealthResult:
     """Connect to the configured PostgreSQL store and count its records."""
     from magray.common.errors import MagrayError
-    from magray.memory._postgres import redact
+    from magray.memory._dsn import redact_dsn as redact
     from magray.memory._store import MemoryStore
 
     if not memory.dsn:

@@ -40,6 +40,7 @@ from magray.common.log import get_logger
 from magray.memory._access import AccessLog
 from magray.memory._backend import NewRecord
 from magray.memory._columns import uses_access_fields
+from magray.memory._dsn import redact_dsn as redact
 from magray.memory._filters import compile_where
 from magray.memory._index import auto_ef_search
 from magray.memory._sql import POSTGRES, row_to_record, select_query, update_details
@@ -49,7 +50,7 @@ from magray.memory.errors import DuplicateIdError, RecordNotFoundError
 if TYPE_CHECKING:
     from magray.common.settings import MemorySettings
 
-__all__ = ["PostgresBackend", "is_dsn", "open_backend", "redact"]
+__all__ = ["PostgresBackend", "is_dsn", "open_backend"]
 
 log = get_logger("magray.memory")
 
@@ -69,15 +70,6 @@ BULK_ROWS = 2_000
 def is_dsn(value: object) -> bool:
     """Whether ``value`` is a PostgreSQL URL (``postgres://`` or ``postgresql://``)."""
     return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password (for logs, stats and errors)."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def split_dsn(dsn: str, default_schema: str = "magray") -> tuple[str, str]:

@@ -18,7 +18,7 @@ def gpu() -> None:
 @pass_app
 def gpu_info(app: AppContext) -> None:
     """Show ONNX Runtime's providers and which ones magray would use."""
-    from magray.ai._gpu import gpu_info as collect
+    from magray.ai import gpu_info as collect
     from magray.cli._output import emit_json
 
     ai = app.settings.ai
@@ -51,7 +51,7 @@ def gpu_info(app: AppContext) -> None:
 @pass_app
 def gpu_benchmark(app: AppContext, model: str, sentences: int) -> None:
     """Compare CPU and GPU embedding throughput (CPU only, said plainly, without a GPU)."""
-    from magray.ai._gpu import benchmark_providers
+    from magray.ai import benchmark_providers
     from magray.cli._output import emit_json, print_table
 
     result = benchmark_providers(model=model, sentences=sentences)

@@ -79,7 +79,7 @@ def _shown(location: Path | str) -> str:
     """A store location for output (a DSN without its password)."""
     if isinstance(location, Path):
         return str(location)
-    from magray.memory._postgres import redact
+    from magray.memory import redact_dsn as redact
 
     return redact(location)
 

@@ -120,7 +120,7 @@ def models_verify(app: AppContext, names: tuple[str, ...]) -> None:
 
     Exits 1 when a check fails.
     """
-    from magray.ai._verify import verify_model
+    from magray.ai import verify_model
     from magray.cli._output import console, emit_json
 
     registry = _registry(app)
@@ -194,8 +194,7 @@ def models_import(
     a BERT-family sentence-transformers model or cross-encoder, or a ready
     model.onnx + tokenizer.json. The new model is verified right away.
     """
-    from magray.ai._importer import import_folder, import_onnx_folder
-    from magray.ai._verify import verify_model
+    from magray.ai import import_folder, import_onnx_folder, verify_model
     from magray.cli._output import emit_json
 
     registry = _registry(app)
@@ -257,8 +256,7 @@ def models_quantize(
     all_matmul: bool,
 ) -> None:
     """Register an INT8 (or FP16) variant and report its size, speed and cosine agreement."""
-    from magray.ai._eval import load_eval_set
-    from magray.ai._quantize import compare_models, quantize_model
+    from magray.ai import compare_models, load_eval_set, quantize_model
     from magray.cli._output import emit_json, print_table
 
     registry = _registry(app)
@@ -315,8 +313,7 @@ def models_bench(app: AppContext, names: tuple[str, ...]) -> None:
     """Retrieval quality (recall@5, MRR@10) and speed of embedding models on the labelled set."""
     import time
 
-    from magray.ai import Embedder
-    from magray.ai._eval import load_eval_set, rank_metrics
+    from magray.ai import Embedder, load_eval_set, rank_metrics
     from magray.cli._output import emit_json, print_table
 
     registry = _registry(app)
