@@ -267,3 +267,14 @@ def test_model_commands_complete_embedding_models(run_magray) -> None:
         names = complete(run_magray, words)
         assert "minilm-l6" in names, (words, names)
         assert all(n.startswith("minilm") for n in names)
+
+
+def test_tool_commands_complete_tool_names(run_magray) -> None:
+    assert complete(run_magray, "magray tools run file_re") == ["file_read"]
+    assert complete(run_magray, "magray tools describe shell") == ["shell_run"]
+
+
+def test_llm_commands_complete_configured_models(run_magray, magray_home: Path) -> None:
+    (magray_home / "config.toml").write_text('[llm]\nmodel = "openai/gpt-4o-mini"\n')
+    assert complete(run_magray, "magray llm ask --model open") == ["openai/gpt-4o-mini"]
+    assert complete(run_magray, "magray llm test open") == ["openai/gpt-4o-mini"]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from magray.cli._complete import complete_llm_models
 from magray.cli._context import AppContext, json_option, pass_app
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def llm_models(app: AppContext) -> None:
 
 
 @llm.command("test")
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete_llm_models)
 @click.option("--timeout", type=float, default=None, help="Seconds for the request.")
 @json_option
 @pass_app
@@ -108,7 +109,11 @@ def llm_test(app: AppContext, model: str | None, *, timeout: float | None) -> No
 @llm.command("ask")
 @click.argument("prompt", nargs=-1)
 @click.option(
-    "--model", "-m", default=None, help="Use this model only (default: llm.model + fallbacks)."
+    "--model",
+    "-m",
+    default=None,
+    shell_complete=complete_llm_models,
+    help="Use this model only (default: llm.model + fallbacks).",
 )
 @click.option("--system", "-s", default=None, help="A system message.")
 @click.option("--stream/--no-stream", default=False, help="Print the reply as it arrives.")

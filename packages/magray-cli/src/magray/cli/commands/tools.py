@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from magray.cli._complete import complete_tool_names
 from magray.cli._context import AppContext, json_option, pass_app
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def tools_list(app: AppContext, show_all: bool) -> None:
 
 
 @tools.command("describe")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_tool_names)
 @json_option
 @pass_app
 def tools_describe(app: AppContext, name: str) -> None:
@@ -178,7 +179,7 @@ def _prompt(request: ConfirmRequest) -> bool:
 
 
 @tools.command("run")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_tool_names)
 @click.option(
     "--args",
     "raw_args",
