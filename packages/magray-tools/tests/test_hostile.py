@@ -329,6 +329,12 @@ def listener() -> Iterator[Listener]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield state
+    # Wake the blocked accept() and wait for the thread before closing: closing first let
+    # the thread's accept() run on a reused descriptor (a later test's HTTP server) and
+    # answer that server's requests with "ok".
+    with contextlib.suppress(OSError):
+        server.shutdown(socket.SHUT_RDWR)
+    thread.join(timeout=5)
     server.close()
 
 

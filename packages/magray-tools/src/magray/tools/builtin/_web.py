@@ -109,21 +109,6 @@ def _resolve_sync(ctx: ToolContext, url: httpx.URL) -> _Target:
     return _Target(url, url.host, _check_addresses(ctx, url.host, list(infos)))
 
 
-async def _resolve_async(ctx: ToolContext, url: httpx.URL) -> _Target:
-    port = url.port or (443 if url.scheme == "https" else 80)
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise WebError(
-            f"cannot resolve {url.host}: {exc}",
-            hint="check the host name and your network connection (offline?)",
-            code="tool.web.dns",
-            retriable=True,
-        ) from None
-    return _Target(url, url.host, _check_addresses(ctx, url.host, list(infos)))
-
-
 def check_url(ctx: ToolContext, url: str) -> httpx.URL:
     """Parse ``url`` and resolve + check its host now (no request is made).
 
@@ -296,42 +281,13 @@ class WebFetch(Tool[WebFetchArgs]):
         raise WebError(f"more than {MAX_REDIRECTS} redirects", code="tool.web.redirects")
 
     async def arun(self, args: WebFetchArgs, ctx: ToolContext) -> ToolResult:
-        import httpx
+        """:meth:`run` in a worker thread: one implementation of the guarded fetch.
 
-        url = _parse(args.url)
-        hops: list[str] = []
-        try:
-            async with httpx.AsyncClient(**self._client_options(ctx)) as client:
-                for _ in range(MAX_REDIRECTS + 1):
-                    ctx.check()
-                    target = await _resolve_async(ctx, url)
-                    pinned, headers, ext = _request_parts(target)
-                    async with client.stream(
-                        "GET", pinned, headers=headers, extensions=ext
-                    ) as resp:
-                        if resp.is_redirect:
-                            url = _next_hop(ctx, url, resp)
-                            hops.append(str(url))
-                            continue
-                        _check_type(url, resp)
-                        body, cut = bytearray(), False
-                        async for chunk in resp.aiter_bytes():
-                            body += chunk
-                            if len(body) > args.max_bytes:
-                                cut = True
-                                break
-                            ctx.check()
-                        return _build_result(
-                            url,
-                            resp,
-                            bytes(body[: args.max_bytes]),
-                            cut=cut,
-                            hops=hops,
-                            raw=args.raw,
-                        )
-        except httpx.HTTPError as exc:
-            raise _http_error(url, exc) from None
-        raise WebError(f"more than {MAX_REDIRECTS} redirects", code="tool.web.redirects")
+        The fetch is I/O-bound and checks ``ctx`` (deadline, cancel token) between hops and
+        chunks, so a thread costs nothing the event loop would notice, and the SSRF checks,
+        redirect pinning and size caps exist once.
+        """
+        return await asyncio.to_thread(self.run, args, ctx)
 
 
 def _ssl_context(ctx: ToolContext) -> ssl.SSLContext:
