@@ -333,3 +333,15 @@ def test_a_crash_is_logged_through_magray_common_log_not_printed(
     assert "crashy" in crash[0].getMessage()
     assert crash[0].exc_info is not None
     assert capsys.readouterr().out == ""
+
+
+def test_validate_args_parses_without_running(registry: ToolRegistry) -> None:
+    from magray.tools.errors import ToolArgsError
+
+    parsed = registry.validate_args("file_read", {"path": "README.md"})
+    assert parsed.path == "README.md"  # type: ignore[attr-defined]
+    with pytest.raises(ToolArgsError) as bad:
+        registry.validate_args("file_read", {})
+    assert bad.value.details["problems"] == ["path: Field required"]
+    with pytest.raises(ToolNotFoundError):
+        registry.validate_args("file_raed", {})

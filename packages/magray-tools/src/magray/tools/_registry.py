@@ -177,6 +177,16 @@ class ToolRegistry:
             hint = f"did you mean {', '.join(close)}?" if close else "`magray tools list`"
             raise ToolNotFoundError(f"no tool named {name!r}", hint=hint) from None
 
+    def validate_args(self, name: str, args: Mapping[str, Any] | str | None) -> BaseModel:
+        """``args`` parsed by tool ``name``'s argument model, without running anything.
+
+        Raises:
+            ToolNotFoundError: No such tool.
+            ToolArgsError: The arguments do not match its schema (``details["problems"]``
+                lists each one as ``field: message``).
+        """
+        return _validate(self.get(name), args)
+
     def tools(self, ctx: ToolContext | None = None) -> list[Tool[Any]]:
         """Tools in name order; with ``ctx``, only those its policy does not disable."""
         out = [self._tools[n] for n in self.names()]

@@ -122,10 +122,9 @@ def _check_tool(name: str, args: dict[str, Any]) -> None:
     """
     from difflib import get_close_matches
 
-    from pydantic import ValidationError
-
     from magray.todo import TodoInputError
     from magray.tools import ToolRegistry
+    from magray.tools.errors import ToolArgsError
 
     registry = ToolRegistry.from_entry_points()
     if name not in registry:
@@ -142,11 +141,9 @@ def _check_tool(name: str, args: dict[str, Any]) -> None:
             details={"tool": name, "close": close},
         )
     try:
-        registry.get(name).args_model.model_validate(args)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-        ]
+        registry.validate_args(name, args)
+    except ToolArgsError as exc:
+        problems = list(exc.details.get("problems") or [exc.message])
         raise TodoInputError(
             f"--args for {name}: {'; '.join(problems)}",
             hint=f"`magray tools describe {name}` shows its arguments",
