@@ -107,3 +107,16 @@ def test_atomic_writer_failure_keeps_old_content(tmp_path: Path) -> None:
         boom()
     assert target.read_text() == "original"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_user_umask_reads_without_setting_the_umask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting the umask to read it would briefly make another thread's new files 0600."""
+    monkeypatch.setattr(fs, "_user_umask", None)
+    old = os.umask(0o027)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "umask", lambda _mask: pytest.fail("os.umask was called"))
+            assert fs.user_umask() == 0o027
+    finally:
+        os.umask(old)

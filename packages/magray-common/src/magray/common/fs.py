@@ -58,7 +58,24 @@ def user_umask() -> int:
     """
     if _user_umask is not None:
         return _user_umask
-    current = os.umask(PRIVATE_UMASK)  # reading the umask means setting it
+    return _current_umask()
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    ``os.umask`` can only read by setting: between the two calls another thread
+    would create files with the wrong mode, so Linux's ``/proc/self/status`` is
+    read first.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(PRIVATE_UMASK)
     os.umask(current)
     return current
 
