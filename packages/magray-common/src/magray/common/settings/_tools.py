@@ -100,6 +100,6 @@ class ToolsSettings(BaseModel):
         if isinstance(data, dict) and "bwrap" in data:
             data = dict(data)
             old = data.pop("bwrap")
-            if old in (True, "true", "1", 1):
+            if str(old).strip().lower() in {"true", "1", "yes", "on"}:
                 data.setdefault("sandbox_mechanism", "bwrap")
         return data

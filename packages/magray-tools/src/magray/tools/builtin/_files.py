@@ -260,8 +260,12 @@ class FileWrite(Tool[FileWriteArgs]):
 
 def _make_parents(directory: Path) -> None:
     """Create ``directory`` and its missing parents with the user's umask, not magray's."""
-    missing = [d for d in (directory, *directory.parents) if not d.exists()]
-    directory.mkdir(parents=True, exist_ok=True)
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    if missing:
+        missing[0].mkdir(parents=True, exist_ok=True)
     dir_mode = 0o777 & ~user_umask()
     for made in missing:
         os.chmod(made, dir_mode)
