@@ -23,7 +23,7 @@ def check_mode(settings: Any) -> HealthResult:
     if model:
         chain = [model, *getattr(llm, "fallbacks", [])]
         return HealthResult.ok(f"LLM mode: {' → '.join(chain)}", models=chain)
-    from magray.router._router import CONFIGURE_LLM_COMMAND
+    from magray.router._replies import CONFIGURE_LLM_COMMAND
 
     return HealthResult.ok(
         f"no-LLM mode (rules, tools and memory); add a model with `{CONFIGURE_LLM_COMMAND}`",

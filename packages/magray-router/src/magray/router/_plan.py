@@ -138,7 +138,7 @@ def run_smart(runner: PlanRunner, task: str, *, dry_run: bool, emit: EventSink) 
     max_steps = runner.settings.router.max_plan_steps
     plan = _make_plan(runner, task, emit, None)
     if not plan.steps:
-        from magray.router._router import CONFIGURE_LLM_COMMAND
+        from magray.router._replies import CONFIGURE_LLM_COMMAND
 
         hint = "name the steps with tool words (read, grep, list, git log, ...)"
         if runner.llm is None:
