@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+from magray.router.rules._chain import chain, clauses, required
 from magray.router.rules._coordinator import (
     AgentCoordinator,
     AgentDecision,
@@ -42,6 +43,7 @@ from magray.router.rules._intent import (
     LLMIntentAnalyzer,
     RuleIntentAnalyzer,
 )
+from magray.router.rules._match import path_in
 from magray.router.rules._params import (
     Extraction,
     LLMParameterExtractor,
@@ -49,7 +51,7 @@ from magray.router.rules._params import (
     RuleParameterExtractor,
 )
 from magray.router.rules._planner import ActionPlanner, LLMPlanner, RulePlanner, split_steps
-from magray.router.rules._refine import chain, clauses, path_in, refine, required
+from magray.router.rules._refine import refine
 from magray.router.rules._schema import ToolSpec, tool_specs, validate_arguments
 from magray.router.rules._select import (
     LLMToolSelector,

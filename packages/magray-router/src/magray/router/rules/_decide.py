@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from magray.router._types import Decision, Plan, PlanStep, Route
 from magray.router.errors import PlanInvalidError
+from magray.router.rules._chain import chain, clauses, required
 from magray.router.rules._coordinator import AgentCoordinator, TraceEntry
 from magray.router.rules._intent import LLMIntentAnalyzer
 from magray.router.rules._planner import LLMPlanner, RulePlanner
-from magray.router.rules._refine import chain, clauses, refine, required
+from magray.router.rules._refine import refine
 
 if TYPE_CHECKING:
     from magray.llm import LLMClient
