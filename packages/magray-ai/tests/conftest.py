@@ -24,6 +24,21 @@ def builtin_embedders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Emb
     }
 
 
+@pytest.fixture
+def offer_cuda(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make onnxruntime *report* CUDA, as an onnxruntime-gpu build without a GPU would.
+
+    Only the provider list magray selects from changes: sessions are still made by
+    the real onnxruntime, which cannot initialise CUDA here, so the GPU path fails
+    for real and the fallback manager must move the work to the CPU.
+    """
+    import onnxruntime
+
+    offered = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(offered))
+    return offered
+
+
 # ---------------------------------------------------------------- a tiny random BERT
 WORDS = [
     "the",

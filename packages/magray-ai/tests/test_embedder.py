@@ -128,9 +128,26 @@ def test_default_entry_point_contract() -> None:
         embedder.embed([" "])
 
 
-def test_settings_choose_model_and_cpu(monkeypatch) -> None:
+def test_settings_choose_model_and_cpu(monkeypatch, offer_cuda) -> None:
+    """The environment reaches the providers only through the loaded settings."""
     monkeypatch.setenv("MAGRAY_AI__EMBEDDING_MODEL", "minilm-l3")
+    offered = Embedder.from_settings()
+    assert offered.card.name == "minilm-l3"
+    assert offered.manager.provider_names == offer_cuda
     monkeypatch.setenv("MAGRAY_AI__FORCE_CPU", "1")
     embedder = Embedder.from_settings()
-    assert embedder.card.name == "minilm-l3"
     assert embedder.manager.provider_names == ["CPUExecutionProvider"]
+
+
+def test_reranker_and_gpu_info_follow_force_cpu(tiny_bert, tmp_path, offer_cuda) -> None:
+    from magray.ai import Reranker, gpu_info, import_folder
+    from magray.common.settings import AISettings
+
+    registry = ModelRegistry(models_dir=tmp_path / "models")
+    folder, _ = tiny_bert.make_folder(tmp_path, head=True)
+    import_folder(registry, folder, name="tiny-ce", task="rerank")
+    for force_cpu, expected in ((False, offer_cuda), (True, ["CPUExecutionProvider"])):
+        settings = AISettings(models_dir=tmp_path / "models", force_cpu=force_cpu)
+        reranker = Reranker.from_settings(settings, model="tiny-ce")
+        assert reranker.manager.provider_names == expected
+        assert gpu_info(force_cpu=force_cpu)["selected"] == expected

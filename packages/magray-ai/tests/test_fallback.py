@@ -185,10 +185,34 @@ def test_select_providers() -> None:
     assert select_providers(available=offered, preferred=["DmlExecutionProvider"]) == [CPU]
 
 
-def test_force_cpu_environment_variable(monkeypatch) -> None:
+def test_select_providers_does_not_read_the_environment(monkeypatch) -> None:
+    """force_cpu comes from AISettings only; the library never reads MAGRAY_AI__FORCE_CPU."""
     monkeypatch.setenv("MAGRAY_AI__FORCE_CPU", "1")
     offered = ["CUDAExecutionProvider", CPU]
-    assert select_providers(available=offered) == [CPU]
+    assert select_providers(available=offered) == ["CUDAExecutionProvider", CPU]
+    assert select_providers(available=offered, force_cpu=True) == [CPU]
+
+
+def test_settings_without_force_cpu_degrade_to_cpu(tmp_path, offer_cuda) -> None:
+    """Settings → providers → a CUDA session onnxruntime cannot create → the real CPU."""
+    import warnings
+
+    from magray.common.settings import AISettings
+
+    embedder = Embedder.from_settings(AISettings(models_dir=tmp_path), model="minilm-l3")
+    assert embedder.manager.provider_names == ["CUDAExecutionProvider", CPU]
+    reference = Embedder.from_settings(
+        AISettings(models_dir=tmp_path, force_cpu=True), model="minilm-l3"
+    )
+    assert reference.manager.provider_names == [CPU]
+    texts = ["the GPU path degrades", "to the CPU"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # onnxruntime's "not available" notice
+        vectors = embedder.embed(texts)
+    np.testing.assert_allclose(vectors, reference.embed(texts), atol=1e-6)
+    stats = embedder.stats()["providers"]
+    assert stats["CUDAExecutionProvider"]["failures"] == 1
+    assert stats[CPU]["calls"] == 1
 
 
 def test_provider_onnxruntime_cannot_initialise_falls_back(tmp_path) -> None:

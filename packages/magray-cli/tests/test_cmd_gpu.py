@@ -19,8 +19,18 @@ def test_gpu_info_json() -> None:
 
 
 def test_gpu_info_force_cpu(monkeypatch) -> None:
+    """MAGRAY_AI__FORCE_CPU reaches magray-ai through the settings the CLI loads."""
+    import onnxruntime
+
+    # An onnxruntime-gpu build reports CUDA even on a machine without a GPU.
+    offered = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(offered))
+    result = CliRunner().invoke(cli, ["gpu", "info", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["selected"] == offered
     monkeypatch.setenv("MAGRAY_AI__FORCE_CPU", "1")
     result = CliRunner().invoke(cli, ["gpu", "info", "--json"])
+    assert result.exit_code == 0, result.output
     assert json.loads(result.output)["selected"] == ["CPUExecutionProvider"]
 
 

@@ -228,7 +228,7 @@ class FallbackManager:
             f"inference failed on every execution provider ({', '.join(self.provider_names)}): "
             f"{last_error}",
             hint="check the model with `magray models verify NAME`; "
-            "set MAGRAY_AI__FORCE_CPU=1 to rule out the GPU",
+            "set ai.force_cpu = true (MAGRAY_AI__FORCE_CPU=1) to rule out the GPU",
         ) from last_error
 
     def stats(self) -> dict[str, dict[str, Any]]:

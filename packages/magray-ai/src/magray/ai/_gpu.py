@@ -11,7 +11,12 @@ __all__ = ["benchmark_providers", "gpu_info"]
 
 
 def gpu_info(*, force_cpu: bool = False, preferred: list[str] | None = None) -> dict[str, Any]:
-    """ONNX Runtime build, available providers, what magray would use, device details."""
+    """ONNX Runtime build, available providers, what magray would use, device details.
+
+    Args:
+        force_cpu: Select only the CPU (pass ``AISettings.force_cpu``).
+        preferred: Preferred providers, best first (``AISettings.providers``).
+    """
     import onnxruntime as ort
 
     available = available_providers()

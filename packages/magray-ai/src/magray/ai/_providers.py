@@ -7,7 +7,6 @@ the last resort. ``onnxruntime`` is imported lazily.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,10 +51,6 @@ def available_providers() -> list[str]:
     return list(_ort().get_available_providers())
 
 
-def _env_force_cpu() -> bool:
-    return os.environ.get("MAGRAY_AI__FORCE_CPU", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def select_providers(
     *,
     force_cpu: bool = False,
@@ -65,12 +60,14 @@ def select_providers(
     """The providers to try, best first, always ending with CPU.
 
     Args:
-        force_cpu: Only CPU (also when ``MAGRAY_AI__FORCE_CPU`` is truthy).
+        force_cpu: Only CPU. This function does not read the environment: callers
+            pass ``AISettings.force_cpu`` (which pydantic-settings fills from
+            ``MAGRAY_AI__FORCE_CPU``), as :meth:`Embedder.from_settings` does.
         preferred: Explicit order from settings; names not available are dropped.
             Empty = every available GPU provider in :data:`GPU_PROVIDERS` order.
         available: Override of :func:`available_providers` (for tests).
     """
-    if force_cpu or _env_force_cpu():
+    if force_cpu:
         return [CPU]
     offered = list(available) if available is not None else available_providers()
     order = list(preferred) if preferred else list(GPU_PROVIDERS)
@@ -185,6 +182,6 @@ def load_session(path: Path, providers: Sequence[str], *, config: SessionConfig)
         raise ProviderUnavailableError(
             f"{wanted} could not be initialised; the session only has {session.get_providers()}",
             hint="check the GPU driver and the onnxruntime-gpu install, "
-            "or set MAGRAY_AI__FORCE_CPU=1",
+            "or set ai.force_cpu = true (MAGRAY_AI__FORCE_CPU=1)",
         )
     return session
