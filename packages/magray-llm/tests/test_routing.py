@@ -472,9 +472,9 @@ def test_ctrl_c_in_a_sync_call_cancels_the_request_on_the_router_loop() -> None:
     import os
     import signal
 
-    from magray.llm._routing import _Portal
+    from magray.llm._portal import Portal
 
-    portal = _Portal()
+    portal = Portal()
     started, cancelled = threading.Event(), threading.Event()
 
     async def forever() -> None:

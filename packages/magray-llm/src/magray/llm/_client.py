@@ -34,14 +34,9 @@ from magray.llm._call import (
     run,
 )
 from magray.llm._config import LOCAL_PREFIX, ModelConfig, RetryPolicy
+from magray.llm._deployments import Deployment, deployments_for, uses_router
 from magray.llm._direct import DirectTransport, model_info
-from magray.llm._routing import (
-    DEFAULT_STRATEGY,
-    Deployment,
-    RoutedModels,
-    deployments_for,
-    uses_router,
-)
+from magray.llm._routing import DEFAULT_STRATEGY, RoutedModels
 from magray.llm._skeleton import CallSkeleton
 from magray.llm._transport import LiteLLMTransport, via_litellm
 from magray.llm._types import Completion, Message

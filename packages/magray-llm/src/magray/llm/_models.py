@@ -67,7 +67,7 @@ def describe_models(settings: LLMSettings) -> list[ModelInfo]:
     A name with deployments is listed once per deployment, its role followed by the
     name (``primary (fast)``).
     """
-    from magray.llm._routing import deployments_for
+    from magray.llm._deployments import deployments_for
 
     roles: dict[str, str] = {}
     if settings.model:

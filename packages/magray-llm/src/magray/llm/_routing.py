@@ -23,140 +23,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from magray.common.errors import LLMError
 from magray.common.log import get_logger
-from magray.llm._config import LOCAL_PREFIX, ModelConfig, RetryPolicy, resolve_model
+from magray.llm._config import LOCAL_PREFIX, RetryPolicy
+from magray.llm._deployments import Deployment
+from magray.llm._portal import Portal
 
 if TYPE_CHECKING:
     from magray.common.metrics import MetricsRegistry
-    from magray.common.settings import LLMSettings
 
-__all__ = [
-    "CallLog",
-    "Deployment",
-    "RoutedModels",
-    "deployments_for",
-    "retry_after",
-    "uses_router",
-]
-
-T = TypeVar("T")
+__all__ = ["DEFAULT_STRATEGY", "CallLog", "RoutedModels", "retry_after"]
 
 DEFAULT_STRATEGY = "simple-shuffle"
 _FREE = 1e-15  # USD per token that litellm's cost routing still reads as a price
 
 _log = get_logger("magray.llm")
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """One callable deployment of a model name.
-
-    Attributes:
-        group: The name callers use (a ``[[llm.deployments]]`` name or a model string).
-        label: Its name in metrics (unique among the configured deployments).
-        config: The call settings (model string, server, key, timeout, ...).
-        weight: Relative share under simple-shuffle.
-        rpm: Requests per minute it allows (usage-based routing).
-        tpm: Tokens per minute it allows.
-        input_cost_per_token: USD per prompt token, if configured.
-        output_cost_per_token: USD per completion token, if configured.
-    """
-
-    group: str
-    label: str
-    config: ModelConfig
-    weight: float | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    input_cost_per_token: float | None = None
-    output_cost_per_token: float | None = None
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """The configured price of a call, or ``None`` without configured prices."""
-        if self.input_cost_per_token is None or self.output_cost_per_token is None:
-            return None
-        return (
-            prompt_tokens * self.input_cost_per_token
-            + completion_tokens * self.output_cost_per_token
-        )
-
-
-def _host_port(url: str | None) -> str:
-    if not url:
-        return "default"
-    parts = urlsplit(url)
-    return parts.netloc or url
-
-
-def _labels(settings: LLMSettings) -> list[str]:
-    """Metric labels of ``settings.deployments``, in order (explicit, else model[@host])."""
-    counts: dict[str, int] = {}
-    for d in settings.deployments:
-        counts[d.model] = counts.get(d.model, 0) + 1
-    labels: list[str] = []
-    used: set[str] = {d.label for d in settings.deployments if d.label}
-    for d in settings.deployments:
-        if d.label:
-            labels.append(d.label)
-            continue
-        label = d.model if counts[d.model] == 1 else f"{d.model}@{_host_port(d.api_base)}"
-        candidate, n = label, 2
-        while candidate in used:
-            candidate, n = f"{label}#{n}", n + 1
-        used.add(candidate)
-        labels.append(candidate)
-    return labels
-
-
-def deployments_for(name: str, settings: LLMSettings | None) -> list[Deployment]:
-    """The deployments behind ``name``: its ``[[llm.deployments]]``, else the plain model."""
-    if settings is None or not any(d.name == name for d in settings.deployments):
-        return [Deployment(group=name, label=name, config=resolve_model(name, settings))]
-    out: list[Deployment] = []
-    for d, label in zip(settings.deployments, _labels(settings), strict=True):
-        if d.name != name:
-            continue
-        base = resolve_model(d.model, settings)
-        api_key, key_env = base.api_key, base.key_env
-        if d.api_key is not None:
-            api_key, key_env = d.api_key.get_secret_value(), None
-        elif d.api_key_env:
-            api_key, key_env = os.environ.get(d.api_key_env) or None, d.api_key_env
-        config = replace(
-            base,
-            api_base=d.api_base or base.api_base,
-            api_key=api_key,
-            timeout=d.timeout or base.timeout,
-            params={**base.params, **d.params},
-            key_env=key_env,
-        )
-        out.append(
-            Deployment(
-                group=name,
-                label=label,
-                config=config,
-                weight=d.weight,
-                rpm=d.rpm,
-                tpm=d.tpm,
-                input_cost_per_token=d.input_cost_per_token,
-                output_cost_per_token=d.output_cost_per_token,
-            )
-        )
-    return out
-
-
-def uses_router(groups: list[list[Deployment]]) -> bool:
-    """True when the chain has more than one deployment (one plain model needs no Router)."""
-    return sum(len(g) for g in groups) > 1
 
 
 # ---------------------------------------------------------------- one logical call
@@ -191,86 +78,6 @@ def retry_after(exc: BaseException) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except (TypeError, ValueError, AttributeError):
         return None
-
-
-# ---------------------------------------------------------------- the portal
-
-
-class _Portal:
-    """An event loop in a daemon thread, so sync callers can use the Router's async path."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _ensure(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    ready.set()
-                    loop.run_forever()
-
-                thread = threading.Thread(target=run, name="magray-llm-router", daemon=True)
-                thread.start()
-                ready.wait()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the portal's loop and wait for its result.
-
-        An exception in the waiting thread (Ctrl-C's ``KeyboardInterrupt``) cancels the
-        coroutine on the loop, whether or not it has started yet.
-        """
-        loop = self._ensure()
-        state: dict[str, Any] = {"task": None, "cancelled": False}
-
-        async def wrap() -> T:
-            if state["cancelled"]:
-                coro.close()
-                raise asyncio.CancelledError
-            state["task"] = asyncio.current_task()
-            return await coro
-
-        def cancel() -> None:
-            state["cancelled"] = True
-            if state["task"] is not None:
-                state["task"].cancel()
-
-        try:
-            return asyncio.run_coroutine_threadsafe(wrap(), loop).result()
-        except BaseException:
-            loop.call_soon_threadsafe(cancel)
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-
-        async def shutdown() -> None:
-            from magray.llm._backend import aclose_cached_clients
-
-            await aclose_cached_clients()
-            # litellm leaves background workers (its logging queue) on the loop.
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-            await loop.shutdown_asyncgens()
-
-        with contextlib.suppress(Exception):  # closing is best effort
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
 
 
 # ---------------------------------------------------------------- the Router
@@ -319,7 +126,7 @@ class RoutedModels:
         self._by_key: dict[str, Deployment] = {}
         self._router: Any = None
         self._lock = threading.Lock()
-        self._portal = _Portal()
+        self._portal = Portal()
 
     @property
     def deployments(self) -> list[Deployment]:

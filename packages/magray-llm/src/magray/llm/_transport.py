@@ -61,7 +61,7 @@ def via_litellm(cfg: ModelConfig, settings: LLMSettings | None, params: dict[str
 
 def needs_litellm(settings: LLMSettings | None) -> bool:
     """Whether the configured chain needs litellm at all (so a warm-up is worth it)."""
-    from magray.llm._routing import deployments_for, uses_router
+    from magray.llm._deployments import deployments_for, uses_router
 
     if settings is None or not settings.model:
         return False
