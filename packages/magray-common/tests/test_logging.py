@@ -164,3 +164,31 @@ def test_unconfigured_events_follow_the_stdlib_logger(caplog: pytest.LogCaptureF
     (record,) = [r for r in caplog.records if r.name == "magray.test"]
     assert record.levelno == logging.INFO
     assert record.getMessage() == "captured api_key='***'"
+
+
+def test_structlog_loads_only_when_an_event_is_written() -> None:
+    """A command that logs nothing never pays for importing structlog (and rich)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from magray.common.log import configure_logging, get_logger
+configure_logging(level="WARNING", fmt="json")
+log = get_logger("magray.test")
+log.debug("hidden", n=1)
+log.info("hidden too")
+print("before", "structlog" in sys.modules)
+log.warning("shown", api_key="sk-live-abcdefghijklmnopqrstuvwxyz")
+print("after", "structlog" in sys.modules)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.split() == ["before", "False", "after", "True"]
+    (line,) = proc.stderr.splitlines()
+    record = json.loads(line)
+    assert record["event"] == "shown"
+    assert record["level"] == "warning"
+    assert record["api_key"] == "***"
+    assert "timestamp" in record

@@ -18,6 +18,11 @@ warnings and errors, on stderr (stdlib's last-resort handler), and nothing else.
     log = get_logger(__name__)
     with operation("memory.search", k=10):     # binds op + op_id, logs duration
         log.info("searching", layer="assets")
+
+structlog itself (about 0.1 s to import, with rich) loads only when an event is
+actually written or context is bound: :func:`configure_logging` sets up the stdlib
+handlers at once and defers structlog's configuration to the first event that
+passes a handler's level, so a command that logs nothing never imports it.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import time
 import uuid
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import structlog
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = [
     "bind_context",
@@ -89,14 +95,48 @@ def _render_line(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return f"{event} {fields}" if fields else event
 
 
-# The chain used while structlog is not configured: the stdlib logger decides (its level,
-# its handlers), and the message is one plain line.
-_STDLIB_CHAIN: list[Any] = [
-    structlog.stdlib.filter_by_level,
-    structlog.contextvars.merge_contextvars,
-    redact_secrets,
-    _render_line,
-]
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+# True after a configure_logging() made before structlog was imported: _structlog()
+# applies its configuration on first use.
+_pending = False
+
+
+def _structlog() -> ModuleType:
+    """structlog, imported now, with a deferred :func:`configure_logging` applied."""
+    global _pending
+    import structlog
+
+    if _pending:
+        _pending = False
+        if not structlog.is_configured():  # an application that configured it since wins
+            structlog.configure(**_configuration())
+    return structlog
+
+
+def _stdlib_chain(structlog: ModuleType) -> list[Any]:
+    """The chain used while structlog is not configured: the stdlib logger decides (its
+    level, its handlers), and the message is one plain line."""
+    return [
+        structlog.stdlib.filter_by_level,
+        structlog.contextvars.merge_contextvars,
+        redact_secrets,
+        _render_line,
+    ]
+
+
+def _silent(*_args: Any, **_kwargs: Any) -> None:
+    """A level method whose level no handler takes."""
 
 
 class _LibraryLogger:
@@ -109,19 +149,32 @@ class _LibraryLogger:
 
     def bind(self, **new_values: Any) -> Any:
         """A bound logger for the current configuration, with ``new_values`` bound."""
+        structlog = _structlog()
         if structlog.is_configured():
             args = (self._name,) if self._name else ()
             return structlog.get_logger(*args, **self._initial).bind(**new_values)
         logger = structlog.wrap_logger(
             logging.getLogger(self._name or "magray"),
-            processors=_STDLIB_CHAIN,
+            processors=_stdlib_chain(structlog),
             wrapper_class=structlog.stdlib.BoundLogger,
             context_class=dict,
         )
         return logger.bind(**self._initial, **new_values)
 
     def __getattr__(self, name: str) -> Any:
+        level = _LEVELS.get(name)
+        if level is not None and not self._wanted(level):
+            return _silent
         return getattr(self.bind(), name)
+
+    def _wanted(self, level: int) -> bool:
+        """False only when no event of ``level`` can be written: structlog is not in use by
+        the application (it alone could route events elsewhere) and the stdlib logger of
+        this name is not enabled for ``level``."""
+        structlog = sys.modules.get("structlog")
+        if structlog is not None and structlog.is_configured() and not _pending:
+            return True
+        return logging.getLogger(self._name or "magray").isEnabledFor(level)
 
 
 def get_logger(name: str | None = None, **initial: Any) -> Any:
@@ -136,7 +189,7 @@ def get_logger(name: str | None = None, **initial: Any) -> Any:
 
 def bind_context(**values: Any) -> None:
     """Bind values to every log line of the current context (thread / task)."""
-    structlog.contextvars.bind_contextvars(**values)
+    _structlog().contextvars.bind_contextvars(**values)
 
 
 @contextlib.contextmanager
@@ -149,7 +202,7 @@ def operation(name: str, **fields: Any) -> Iterator[dict[str, Any]]:
     op_id = uuid.uuid4().hex[:12]
     result: dict[str, Any] = {}
     start = time.perf_counter()
-    with structlog.contextvars.bound_contextvars(op=name, op_id=op_id, **fields):
+    with _structlog().contextvars.bound_contextvars(op=name, op_id=op_id, **fields):
         try:
             yield result
         except BaseException as exc:
@@ -182,39 +235,14 @@ def configure_logging(
         file_level: Minimum level for the file.
         stream: Where stream lines go (default: stderr).
     """
+    global _pending
     stream = sys.stderr if stream is None else stream
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
 
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
-        redact_secrets,
-    ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
-
-    def _formatter(json_lines: bool) -> logging.Formatter:
-        renderer: Any = (
-            structlog.processors.JSONRenderer()
-            if json_lines
-            else structlog.dev.ConsoleRenderer(colors=False)
-        )
-        return structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info if json_lines else _identity,
-                renderer,
-            ],
-        )
+    _pending = "structlog" not in sys.modules
+    if not _pending:  # already imported (by the application, by tests): apply now
+        sys.modules["structlog"].configure(**_configuration())
 
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -224,7 +252,7 @@ def configure_logging(
 
     stream_handler = logging.StreamHandler(stream)
     stream_handler.setLevel(level)
-    stream_handler.setFormatter(_formatter(fmt == "json"))
+    stream_handler.setFormatter(_LazyFormatter(fmt == "json"))
     stream_handler._magray = True  # type: ignore[attr-defined]
     root.addHandler(stream_handler)
     levels = [logging.getLevelName(level)]
@@ -233,7 +261,7 @@ def configure_logging(
         file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(file, encoding="utf-8")
         file_handler.setLevel(file_level)
-        file_handler.setFormatter(_formatter(True))
+        file_handler.setFormatter(_LazyFormatter(True))
         file_handler._magray = True  # type: ignore[attr-defined]
         root.addHandler(file_handler)
         levels.append(logging.getLevelName(file_level))
@@ -244,3 +272,57 @@ def _identity(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     return event_dict
+
+
+def _shared(structlog: ModuleType) -> list[Any]:
+    """Processors every event goes through, structlog's own and stdlib's (foreign) ones."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        redact_secrets,
+    ]
+
+
+def _configuration() -> dict[str, Any]:
+    """structlog.configure() arguments of :func:`configure_logging`."""
+    import structlog
+
+    return {
+        "processors": [
+            *_shared(structlog),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        "logger_factory": structlog.stdlib.LoggerFactory(),
+        "wrapper_class": structlog.stdlib.BoundLogger,
+        "cache_logger_on_first_use": False,
+    }
+
+
+class _LazyFormatter(logging.Formatter):
+    """structlog's ProcessorFormatter (JSON or console), built on the first record."""
+
+    def __init__(self, json_lines: bool) -> None:
+        super().__init__()
+        self._json_lines = json_lines
+        self._real: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._real is None:
+            structlog = _structlog()
+            renderer: Any = (
+                structlog.processors.JSONRenderer()
+                if self._json_lines
+                else structlog.dev.ConsoleRenderer(colors=False)
+            )
+            self._real = structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=_shared(structlog),
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info if self._json_lines else _identity,
+                    renderer,
+                ],
+            )
+        return self._real.format(record)
