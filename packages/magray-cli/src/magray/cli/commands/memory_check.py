@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from magray.cli._context import AppContext, json_option, pass_app
+from magray.cli.commands._memory_helpers import shown, store_path
 
 __all__ = ["memory_check"]
 
@@ -33,12 +34,11 @@ def memory_check(app: AppContext, repair: bool) -> None:
       magray memory check
       magray memory check --repair --json
     """
-    from magray.cli.commands.memory import _shown, _store_path
     from magray.common.errors import NotFoundError
     from magray.memory import MemoryStore
     from magray.memory.errors import DatabaseMissingError, DatabaseRegressedError
 
-    location = _store_path(app)
+    location = store_path(app)
     if isinstance(location, Path) and not (
         (location / "memory.db").exists() or (location / "index" / "manifest.json").exists()
     ):
@@ -51,7 +51,7 @@ def memory_check(app: AppContext, repair: bool) -> None:
         store = MemoryStore.open(location, None, settings=app.settings.memory, recover=repair)
     except (DatabaseMissingError, DatabaseRegressedError) as exc:
         report: dict[str, Any] = {
-            "path": _shown(location),
+            "path": shown(location),
             "ok": False,
             "problems": [exc.message],
             "error": exc.to_dict(),
