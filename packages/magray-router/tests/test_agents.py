@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 import magray.llm.testing as lb
+from magray.common.errors import LLMError
 from magray.common.metrics import MetricsRegistry
 from magray.common.settings import LLMSettings
 from magray.llm import LLMClient, RetryPolicy
@@ -258,6 +260,47 @@ def test_llm_intent_and_fallback(server: Any) -> None:
     fallback = analyzer.analyze("show the git log")
     assert fallback.kind == IntentKind.GIT
     assert fallback.source == "rules (llm failed: llm.server)"
+
+
+@pytestmark_llm
+@pytest.mark.parametrize(
+    ("make", "call", "rules"),
+    [
+        (LLMIntentAnalyzer, lambda a: a.analyze("show the git log"), RuleIntentAnalyzer()),
+        (
+            LLMToolSelector,
+            lambda a: a.select("show the last commits", TOOLS),
+            RuleToolSelector(),
+        ),
+        (
+            LLMParameterExtractor,
+            lambda a: a.extract("last seven commits", BY_NAME["git_log"]),
+            RuleParameterExtractor(),
+        ),
+        (
+            LLMPlanner,
+            lambda a: a.plan("run pytest, then commit with message 'x'", TOOLS),
+            RulePlanner(),
+        ),
+    ],
+    ids=["intent", "select", "extract", "plan"],
+)
+def test_every_llm_agent_falls_back_to_its_rules_or_raises(
+    server: Any, make: Any, call: Any, rules: Any
+) -> None:
+    server.script("agent", lb.error(500, "down"), lb.error(401, "bad key"))
+    fallback = call(make(llm_client(server)))
+    expected = call(rules)
+    assert fallback.source == "rules (llm failed: llm.server)"
+    assert fallback == (
+        expected.model_copy(update={"source": fallback.source})
+        if isinstance(expected, Plan)
+        else dataclasses.replace(expected, source=fallback.source)
+    )
+    with pytest.raises(LLMError) as raised:
+        call(make(llm_client(server), raise_errors=True))
+    assert raised.value.code == "llm.auth"
+    assert len(server.requests) == 2
 
 
 @pytestmark_llm

@@ -10,13 +10,14 @@ skips the model when the rules are already sure).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, Field
 
 from magray.common.errors import LLMError
+from magray.router.rules._ask import ask_model, fell_back
 from magray.router.rules._text import FILE_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -429,31 +430,13 @@ class LLMIntentAnalyzer:
         self.max_tokens = max_tokens
 
     def analyze(self, text: str) -> Intent:
-        from magray.llm import load_prompt
-
         if self.fast_path is not None:
             quick = self.fallback.analyze(text)
             if quick.confidence >= self.fast_path:
                 return Intent(
                     quick.kind, quick.confidence, quick.signals, "rules (fast path)", quick.scores
                 )
-        prompt = load_prompt("intent", version=self.prompt_version)
-        try:
-            reply = self.client.structured(
-                prompt.messages(request=text),
-                IntentReply,
-                temperature=0,
-                max_tokens=self.max_tokens,
-            )
-        except LLMError as exc:
-            if self.raise_errors:
-                raise
-            result = self.fallback.analyze(text)
-            return Intent(
-                result.kind,
-                result.confidence,
-                result.signals,
-                f"rules (llm failed: {exc.code})",
-                result.scores,
-            )
+        reply = ask_model(self, "intent", IntentReply, request=text)
+        if isinstance(reply, LLMError):
+            return replace(self.fallback.analyze(text), source=fell_back(reply))
         return Intent(reply.intent, reply.confidence, [reply.reason] if reply.reason else [], "llm")

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from magray.common.errors import LLMError
+from magray.router.rules._ask import ask_model, fell_back
 from magray.router.rules._schema import ToolSpec, tool_specs, validate_arguments
 from magray.router.rules._text import FILE_EXTENSIONS, NUMBER_WORDS
 
@@ -131,6 +132,18 @@ def _strip(text: str) -> str:
 
 def _quoted(text: str) -> list[str]:
     return [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
+
+
+def _quoted_or_matched(text: str, patterns: list[str]) -> str | None:
+    """The first quoted string in ``text``, else group 1 of the first pattern that finds one."""
+    quoted = _quoted(text)
+    if quoted:
+        return quoted[0]
+    for pattern in patterns:
+        match = re.search(pattern, text, re.IGNORECASE)
+        if match and _strip(match.group(1)):
+            return _strip(match.group(1))
+    return None
 
 
 def _paths(text: str) -> list[str]:
@@ -324,36 +337,26 @@ class RuleParameterExtractor:
 
     @staticmethod
     def _content(text: str, spec: ToolSpec) -> str | None:
-        quoted = _quoted(text)
-        if quoted:
-            return quoted[0]
-        patterns = [
-            r"\b(?:remember|memori[sz]e|note|keep in mind|don't forget)(?: that)?[:\s]+(.+)",
-            r"\b(?:the following|this|text)[:\s]+(.+)",
-            r":\s+(.+)",
-        ]
-        for pattern in patterns:
-            match = re.search(pattern, text, re.IGNORECASE)
-            if match and _strip(match.group(1)):
-                return _strip(match.group(1))
-        return None
+        return _quoted_or_matched(
+            text,
+            [
+                r"\b(?:remember|memori[sz]e|note|keep in mind|don't forget)(?: that)?[:\s]+(.+)",
+                r"\b(?:the following|this|text)[:\s]+(.+)",
+                r":\s+(.+)",
+            ],
+        )
 
     @staticmethod
     def _title(text: str) -> str | None:
-        quoted = _quoted(text)
-        if quoted:
-            return quoted[0]
-        patterns = [
-            rf"\bremind me (?:to|about)\s+(.+?)(?:\s+(?:on|by|at|for)?\s*{_DAYS}\b.*)?$",
-            rf"\b(?:add|create|new)\s+(?:a\s+)?(?:task|todo|to-do|reminder)\s+(?:to\s+|for\s+|:\s*)?(.+?)(?:\s+(?:on|by|for)\s+{_DAYS}\b.*)?$",
-            r"\bmark (?:the )?(.+?) (?:task )?as (?:done|complete|finished)",
-            r"\b(?:finished|completed|done with) (?:the )?(.+?)(?: task)?(?:,|$)",
-        ]
-        for pattern in patterns:
-            match = re.search(pattern, text, re.IGNORECASE)
-            if match and _strip(match.group(1)):
-                return _strip(match.group(1))
-        return None
+        return _quoted_or_matched(
+            text,
+            [
+                rf"\bremind me (?:to|about)\s+(.+?)(?:\s+(?:on|by|at|for)?\s*{_DAYS}\b.*)?$",
+                rf"\b(?:add|create|new)\s+(?:a\s+)?(?:task|todo|to-do|reminder)\s+(?:to\s+|for\s+|:\s*)?(.+?)(?:\s+(?:on|by|for)\s+{_DAYS}\b.*)?$",
+                r"\bmark (?:the )?(.+?) (?:task )?as (?:done|complete|finished)",
+                r"\b(?:finished|completed|done with) (?:the )?(.+?)(?: task)?(?:,|$)",
+            ],
+        )
 
 
 # ------------------------------------------------------------------ LLM
@@ -392,29 +395,13 @@ class LLMParameterExtractor:
         self.max_tokens = max_tokens
 
     def extract(self, request: str, tool: Mapping[str, Any]) -> Extraction:
-        from magray.llm import load_prompt
-
         (spec,) = tool_specs([tool])
-        prompt = load_prompt("extract_params", version=self.prompt_version)
-        messages = prompt.messages(
-            request=request, tool=spec.name, schema=json.dumps(spec.parameters, indent=1)
+        schema = json.dumps(spec.parameters, indent=1)
+        reply = ask_model(
+            self, "extract_params", ExtractionReply, request=request, tool=spec.name, schema=schema
         )
-        try:
-            reply = self.client.structured(
-                messages, ExtractionReply, temperature=0, max_tokens=self.max_tokens
-            )
-        except LLMError as exc:
-            if self.raise_errors:
-                raise
-            result = self.fallback.extract(request, tool)
-            return Extraction(
-                result.tool,
-                result.arguments,
-                result.missing,
-                result.question,
-                result.errors,
-                f"rules (llm failed: {exc.code})",
-            )
+        if isinstance(reply, LLMError):
+            return replace(self.fallback.extract(request, tool), source=fell_back(reply))
         valid, missing, errors = validate_arguments(reply.arguments, spec)
         missing = sorted(
             set(missing) | {m for m in reply.missing if m in spec.required} - set(valid),

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from magray.common.errors import LLMError
 from magray.router._types import Plan, PlanStep
 from magray.router.errors import PlanInvalidError
+from magray.router.rules._ask import ask_model, fell_back
 from magray.router.rules._intent import Intent, IntentKind, RuleIntentAnalyzer
 from magray.router.rules._params import RuleParameterExtractor
 from magray.router.rules._schema import tool_specs, validate_arguments
@@ -151,26 +152,14 @@ class LLMPlanner:
         self.max_tokens = max_tokens
 
     def plan(self, goal: str, tools: Sequence[Mapping[str, Any]]) -> Plan:
-        from magray.llm import load_prompt
-
         specs = tool_specs(tools)
         listing = "\n".join(
             f"- {s.name}: {s.description} {json.dumps(s.parameters, separators=(',', ':'))}"
             for s in specs
         )
-        prompt = load_prompt("plan", version=self.prompt_version)
-        try:
-            reply = self.client.structured(
-                prompt.messages(goal=goal, tools=listing),
-                PlanReply,
-                temperature=0,
-                max_tokens=self.max_tokens,
-            )
-        except LLMError as exc:
-            if self.raise_errors:
-                raise
-            result = self.fallback.plan(goal, tools)
-            return result.model_copy(update={"source": f"rules (llm failed: {exc.code})"})
+        reply = ask_model(self, "plan", PlanReply, goal=goal, tools=listing)
+        if isinstance(reply, LLMError):
+            return self.fallback.plan(goal, tools).model_copy(update={"source": fell_back(reply)})
         by_name = {s.name: s for s in specs}
         steps = []
         for proposed in reply.steps:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from magray.common.errors import LLMError
+from magray.router.rules._ask import ask_model, fell_back
 from magray.router.rules._intent import Intent, IntentKind, RuleIntentAnalyzer
 from magray.router.rules._schema import ToolSpec, tool_specs
 from magray.router.rules._text import stem, tokens
@@ -374,31 +375,14 @@ class LLMToolSelector:
     def select(
         self, request: str, tools: Sequence[Mapping[str, Any]], *, intent: Intent | None = None
     ) -> ToolSelection:
-        from magray.llm import load_prompt
-
         specs = tool_specs(tools)
         if not specs:
             return ToolSelection(None, 1.0, ["no tools are available"], source="llm")
         listing = "\n".join(f"- {s.name}: {s.description}" for s in specs)
-        prompt = load_prompt("select_tool", version=self.prompt_version)
-        try:
-            reply = self.client.structured(
-                prompt.messages(request=request, tools=listing),
-                SelectionReply,
-                temperature=0,
-                max_tokens=self.max_tokens,
-            )
-        except LLMError as exc:
-            if self.raise_errors:
-                raise
-            result = self.fallback.select(request, tools, intent=intent)
-            return ToolSelection(
-                result.tool,
-                result.confidence,
-                result.reasons,
-                result.candidates,
-                f"rules (llm failed: {exc.code})",
-            )
+        reply = ask_model(self, "select_tool", SelectionReply, request=request, tools=listing)
+        if isinstance(reply, LLMError):
+            fallback = self.fallback.select(request, tools, intent=intent)
+            return replace(fallback, source=fell_back(reply))
         names = {s.name for s in specs}
         tool = reply.tool if reply.tool not in ("", "null", "none", "None") else None
         if tool is not None and tool not in names:
