@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -133,8 +134,9 @@ def test_per_call_wider_mode_asks(registry: ToolRegistry, workspace: Path) -> No
 def test_bwrap_keeps_git_read_only_for_commands(
     registry: ToolRegistry, workspace: Path, git_env: None
 ) -> None:
-    git(workspace, "init", "-q")
     ctx = ctx_for(workspace, "bwrap")
+    assert sh(registry, ctx, "true")[0]  # a call before `git init` (the mounts are cached)
+    git(workspace, "init", "-q")
     ok, _ = sh(registry, ctx, "sh -c 'echo x > .git/hooks/pre-commit'")
     assert not ok
     assert not (workspace / ".git" / "hooks" / "pre-commit").exists()
@@ -218,6 +220,32 @@ def test_bwrap_argv_shape(workspace: Path, tmp_path: Path) -> None:
     assert argv[-2:] == ["--", "ls"]
     net = Confinement("workspace-write", (), (workspace,), network=True)
     assert "--unshare-net" not in bwrap_argv("bwrap", ["ls"], net, workspace, path_var="")
+
+
+def test_bwrap_argv_binds_a_git_made_after_the_first_call(workspace: Path) -> None:
+    conf = Confinement("workspace-write", read_roots=(), write_roots=(workspace,))
+    before = bwrap_argv("bwrap", ["ls"], conf, workspace, path_var="/usr/bin")
+    assert not any(".git" in a for a in before)
+    (workspace / ".Git").mkdir()
+    after = bwrap_argv("bwrap", ["ls"], conf, workspace, path_var="/usr/bin")
+    assert after[after.index(str(workspace / ".Git")) - 1] == "--ro-bind"
+    git_writable = dataclasses.replace(conf, git_writable=True)
+    assert str(workspace / ".Git") not in bwrap_argv("bwrap", ["ls"], git_writable, workspace,
+                                                     path_var="/usr/bin")  # fmt: skip
+
+
+def test_bwrap_argv_skips_path_dirs_another_bind_shows(workspace: Path, tmp_path: Path) -> None:
+    inner = workspace / "venv" / "bin"  # e.g. the project's venv on PATH
+    inner.mkdir(parents=True)
+    tools = tmp_path / "tools"
+    (tools / "bin").mkdir(parents=True)
+    conf = Confinement("workspace-write", read_roots=(), write_roots=(workspace,))
+    path_var = os.pathsep.join([str(inner), str(tools), str(tools / "bin")])
+    argv = bwrap_argv("bwrap", ["ls"], conf, workspace, path_var=path_var)
+    bound = [argv[i + 1] for i, a in enumerate(argv) if "bind" in a]
+    assert str(inner) not in bound  # the workspace bind shows it
+    assert str(tools) in bound
+    assert str(tools / "bin") not in bound  # beneath tools
 
 
 def test_seatbelt_profile_text(workspace: Path, tmp_path: Path) -> None:

@@ -132,6 +132,27 @@ def test_cancel_kills_the_whole_process_group(workspace: Path) -> None:
     assert not _alive(grandchild)
 
 
+def test_exit_watch_wakes_on_exit_through_a_pidfd(workspace: Path) -> None:
+    import subprocess
+
+    from magray.tools._proc import _ExitWatch
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    with _ExitWatch(proc) as watch:
+        if sys.platform.startswith("linux"):
+            assert watch.poller is not None  # no polling steps on Linux
+            assert watch.fd >= 0
+        assert not watch.wait(0.01)  # still running
+        start = time.monotonic()
+        assert watch.wait(30.0)
+        assert time.monotonic() - start < 10
+        assert proc.returncode == 0
+        fd = watch.fd
+    if fd >= 0:
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(fd)  # closed with the watch
+
+
 def test_endless_output_is_capped_and_killed(workspace: Path) -> None:
     result = run_process(["yes"], cwd=workspace, env=os.environ, timeout=20, max_output_bytes=2048)
     assert result.output_limit_hit

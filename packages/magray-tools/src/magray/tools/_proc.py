@@ -13,7 +13,9 @@ documented as a limit in docs/tools.md.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -191,19 +193,58 @@ def _wait(
     over_limit: Callable[[], bool],
 ) -> tuple[bool, bool, bool]:
     """Wait for the child; kill its group on timeout, cancel or runaway output."""
-    while True:
-        try:  # returns as soon as the child exits (CPython polls with growing short delays)
-            proc.wait(timeout=max(0.0, min(_POLL, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            pass
-        else:
-            return False, False, False
-        timed_out = time.monotonic() > deadline
-        cancelled = cancel is not None and cancel.cancelled
-        limit_hit = over_limit()
-        if timed_out or cancelled or limit_hit:
-            _kill_group(proc)
-            return timed_out, cancelled and not timed_out, limit_hit and not timed_out
+    with _ExitWatch(proc) as watch:
+        while True:
+            if watch.wait(max(0.0, min(_POLL, deadline - time.monotonic()))):
+                return False, False, False
+            timed_out = time.monotonic() > deadline
+            cancelled = cancel is not None and cancel.cancelled
+            limit_hit = over_limit()
+            if timed_out or cancelled or limit_hit:
+                _kill_group(proc)
+                return timed_out, cancelled and not timed_out, limit_hit and not timed_out
+
+
+class _ExitWatch:
+    """Waits for a child's exit, waking the moment it happens.
+
+    On Linux a pidfd becomes readable when the child exits, so ``poll`` on it
+    returns at once. ``Popen.wait(timeout)`` instead sleeps in doubling steps
+    (0.5, 1, 2, 4, 8 ms...): a child that ends after 4 ms was only noticed at
+    7.5 ms, which is most of what a sandboxed ``true`` cost. Elsewhere (no
+    ``pidfd_open``) that polling wait is the fallback.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.poller: select.poll | None = None
+        self.fd = -1
+        if hasattr(os, "pidfd_open") and hasattr(select, "poll"):
+            try:
+                self.fd = os.pidfd_open(proc.pid)
+            except OSError:  # kernel < 5.3, or seccomp forbids it
+                return
+            self.poller = select.poll()
+            self.poller.register(self.fd, select.POLLIN)
+
+    def __enter__(self) -> _ExitWatch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+    def wait(self, seconds: float) -> bool:
+        """True once the child has exited (and is reaped), after at most ``seconds``."""
+        if self.poller is None:
+            try:
+                self.proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        with contextlib.suppress(InterruptedError):
+            self.poller.poll(max(1, math.ceil(seconds * 1000)))
+        return self.proc.poll() is not None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -257,6 +257,23 @@ def bwrap_argv(
     binary: str, argv: Sequence[str], conf: Confinement, cwd: Path, *, path_var: str
 ) -> list[str]:
     """``argv`` wrapped for bubblewrap under ``conf``."""
+    out = list(_bwrap_mounts(binary, conf, path_var))
+    # Looked up on every call: a `git init` since the last one must not leave .git writable.
+    if conf.mode == "workspace-write" and not conf.git_writable:
+        for root in conf.write_roots:
+            for g in _git_dirs(root):
+                out += ["--ro-bind", str(g), str(g)]
+    return [*out, "--chdir", str(cwd), "--", *argv]
+
+
+@functools.lru_cache(maxsize=32)
+def _bwrap_mounts(binary: str, conf: Confinement, path_var: str) -> tuple[str, ...]:
+    """bwrap's options for ``conf`` up to the ``.git`` binds (cached: stat()s of the layout).
+
+    What a call may touch does not depend on the cache: roots are bound with
+    ``-try`` (so one made later is bound when it exists), and ``.git`` is looked
+    up per call by :func:`bwrap_argv`.
+    """
     # No --new-session: run_process already starts bwrap in a new session (setsid), so
     # neither bwrap nor the command has a controlling terminal to inject input into;
     # bwrap's own setsid would cost ~2.5 ms more per call.
@@ -266,16 +283,21 @@ def bwrap_argv(
         out.append("--unshare-net")
     if conf.mode == "full":
         out += ["--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
-        return [*out, "--chdir", str(cwd), "--", *argv]
+        return tuple(out)
     for d in SYSTEM_DIRS:
         p = Path(d)
-        if p.is_symlink():
+        if p.is_symlink():  # merged /usr: /bin -> usr/bin costs no mount
             out += ["--symlink", os.readlink(p), d]
         elif p.is_dir():
             out += ["--ro-bind", d, d]
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-    for p in _runtime_dirs(path_var):
-        out += ["--ro-bind-try", str(p), str(p)]
+    roots = (*conf.extra_read, *conf.read_roots, *conf.write_roots)
+    runtime = _runtime_dirs(path_var)
+    for p in runtime:
+        # Every bind costs bwrap a mount and a pass over /proc/self/mountinfo: skip
+        # directories that another bind already shows (the venv inside the workspace).
+        if not any(p != q and p.is_relative_to(q) for q in (*runtime, *roots)):
+            out += ["--ro-bind-try", str(p), str(p)]
     if conf.network:  # /etc/resolv.conf often points into /run (systemd-resolved)
         resolv = Path("/etc/resolv.conf").resolve()
         if not any(resolv.is_relative_to(d) for d in SYSTEM_DIRS):
@@ -286,11 +308,7 @@ def bwrap_argv(
     # Outer directories first, so a root nested in another keeps its own mode.
     for path, flag in sorted(binds, key=lambda b: len(b[0].parts)):
         out += [flag, str(path), str(path)]
-    if writable and not conf.git_writable:
-        for root in conf.write_roots:
-            for g in _git_dirs(root):
-                out += ["--ro-bind", str(g), str(g)]
-    return [*out, "--chdir", str(cwd), "--", *argv]
+    return tuple(out)
 
 
 def landlock_argv(
