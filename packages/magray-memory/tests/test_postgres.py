@@ -172,7 +172,7 @@ def test_dropped_connections_are_retried(
     """Server-side kills of every pooled connection: the next calls reconnect and succeed."""
     import psycopg
 
-    import magray.memory._postgres as pg
+    import magray.memory._pgcore as pg
     from memtestkit import fresh_schema
 
     backoffs: list[float] = []
@@ -202,7 +202,7 @@ def test_ef_search_follows_the_table_size_as_on_local(
 ) -> None:
     """Unset, efSearch comes from auto_ef_search of the table's row estimate (or a bounded
     count before PostgreSQL has analysed it), cached for 30 s."""
-    from magray.memory import _postgres
+    from magray.memory import _pgsearch
     from memtestkit import fresh_schema
 
     seen: list[int] = []
@@ -211,7 +211,7 @@ def test_ef_search_follows_the_table_size_as_on_local(
         seen.append(live)
         return 64
 
-    monkeypatch.setattr(_postgres, "auto_ef_search", recording)
+    monkeypatch.setattr(_pgsearch, "auto_ef_search", recording)
     vecs = unit_vectors(30, 8, seed=6)
     with MemoryStore.open(fresh_schema(pg_server_dsn), None, dim=8) as store:
         store.add([f"t{i}" for i in range(30)], vectors=vecs)

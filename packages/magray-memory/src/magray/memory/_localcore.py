@@ -28,7 +28,9 @@ from magray.memory._backend import BackendConfig
 from magray.memory._cache import HitRowCache
 from magray.memory._columns import LayerMeta
 from magray.memory._index import IndexFiles, LayerIndex
+from magray.memory._sql import SQLITE
 from magray.memory._sqlite import RecordDB
+from magray.memory._sqlrecords import SqlRecords
 from magray.memory._types import Layer
 
 __all__ = ["LocalCore"]
@@ -36,10 +38,11 @@ __all__ = ["LocalCore"]
 log = get_logger("magray.memory")
 
 
-class LocalCore:
+class LocalCore(SqlRecords):
     """The state of a local backend (set up by :class:`~magray.memory._local.LocalBackend`)
     and the small reads every part uses: the model pin, counts, the write guard."""
 
+    dialect = SQLITE
     path: Path
     config: BackendConfig
     files: IndexFiles
@@ -137,7 +140,7 @@ class LocalCore:
             return
         try:
             with self.db.write() as conn:
-                RecordDB.log(
+                self._log(
                     conn, "*", "index_damaged", time.time(), layer=None, details={"reason": reason}
                 )
         except (sqlite3.Error, StorageError) as exc:  # reporting must not stop the open

@@ -8,12 +8,11 @@ written in the background; any read of the counts writes the pending ones first.
 
 from __future__ import annotations
 
-import json
 import operator
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,14 +22,16 @@ from magray.memory._access import fold
 from magray.memory._columns import RECORD_FIELDS, filter_keys
 from magray.memory._filters import ACCESS_FIELDS, compile_where
 from magray.memory._index import LayerIndex
-from magray.memory._sql import SQLITE, row_to_record, select_query
+from magray.memory._sql import SQLITE
 from magray.memory._sqlite import loads_metadata, record_columns
-from magray.memory._types import Hit, Layer, Record
+from magray.memory._types import Hit, Layer
 from magray.memory._upkeep import IndexUpkeep
 
 __all__ = ["Queries"]
 
 log = get_logger("magray.memory")
+
+T = TypeVar("T")
 
 # Access counts are statistics, not data: written without fsync (WAL + NORMAL still
 # survives a process crash; a power cut may lose the last few counts).
@@ -105,89 +106,24 @@ class Queries(IndexUpkeep):
         with self._mutex:
             self._flush_touches()
 
-    # ------------------------------------------------------------ reads
-    def get(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
+    # ------------------------------------------------------------ reads (see SqlRecords)
+    def _table(self, name: str) -> str:
+        return name
+
+    def _record_columns(self, *, with_vector: bool = False) -> str:
+        return record_columns(with_vector=with_vector)
+
+    def _reading(self, fn: Callable[[Any], T], *, flush: bool) -> T:
         with self._mutex:
-            self._flush_touches()
-            labels = self.db.labels_by_id(list(ids))
-            found = self.db.records_by_label(list(labels.values()), with_vector=with_vector)
-            return [found[labels[i]] for i in ids if i in labels and labels[i] in found]
+            if flush:
+                self._flush_touches()
+            return fn(self.db.conn)
 
-    def select(
-        self,
-        *,
-        layer: Layer | None = None,
-        where: dict[str, Any] | None = None,
-        limit: int | None = 100,
-        offset: int = 0,
-        order: str = "created_at",
-        descending: bool = True,
-        with_vector: bool = False,
-    ) -> list[Record]:
-        """Records matching a layer and filter, newest first by default."""
-        query, args = select_query(
-            SQLITE,
-            table="records",
-            columns=record_columns(with_vector=with_vector),
-            layer=layer,
-            where=where,
-            limit=limit,
-            offset=offset,
-            order=order,
-            descending=descending,
-        )
-        with self._mutex:
-            self._flush_touches()
-            return [
-                row_to_record(row, with_vector=with_vector)
-                for row in self.db.conn.execute(query, args)
-            ]
-
-    def iter_records(
-        self,
-        *,
-        layers: Sequence[Layer] | None = None,
-        with_vector: bool = False,
-        batch: int = 1000,
-    ) -> Iterator[Record]:
-        """Every record in label order, read in batches (each batch under the lock)."""
-        names = [layer.value for layer in (layers or list(Layer))]
-        marks = ",".join("?" * len(names))
-        last = 0
-        while True:
-            with self._mutex:
-                rows = self.db.conn.execute(
-                    f"SELECT {record_columns(with_vector=with_vector)} FROM records "
-                    f"WHERE label > ? AND layer IN ({marks}) "
-                    "ORDER BY label LIMIT ?",
-                    [last, *names, batch],
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            for row in rows:
-                yield row_to_record(row, with_vector=with_vector)
-
-    def expired_ids(self, now: float) -> list[tuple[str, str, bool]]:
-        """``(id, layer, pinned)`` of records whose TTL passed."""
-        with self._mutex:
-            return [
-                (r[0], r[1], bool(r[2]))
-                for r in self.db.conn.execute(
-                    "SELECT id, layer, pinned FROM records WHERE expires_at <= ? ORDER BY label",
-                    (now,),
-                )
-            ]
-
-    def history(self, record_id: str) -> list[dict[str, Any]]:
-        rows = self.db.conn.execute(
-            "SELECT seq, event, at, layer, details FROM history WHERE record_id = ? ORDER BY seq",
-            (record_id,),
-        ).fetchall()
-        return [
-            {"seq": s, "event": e, "at": at, "layer": layer, "details": json.loads(d)}
-            for s, e, at, layer, d in rows
-        ]
+    def _write_cache(self, fn: Callable[[Any], None]) -> None:
+        if self.read_only:
+            return  # a cache: nothing is lost by not persisting it
+        with self._mutex, self.db.write() as conn:
+            fn(conn)
 
     # ------------------------------------------------------------ search
     def search(
@@ -338,29 +274,6 @@ class Queries(IndexUpkeep):
             out.append(hits)
             at += len(scores)
         return out
-
-    # ------------------------------------------------------------ embedding cache
-    def cached_vectors(self, model_id: str, keys: Sequence[str]) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
-        for start in range(0, len(keys), 900):
-            chunk = list(keys[start : start + 900])
-            marks = ",".join("?" * len(chunk))
-            for key, blob in self.db.conn.execute(
-                f"SELECT text_hash, vector FROM embed_cache WHERE model_id = ? "
-                f"AND text_hash IN ({marks})",
-                [model_id, *chunk],
-            ):
-                out[key] = blob
-        return out
-
-    def cache_vectors(self, model_id: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
-        if self.read_only:
-            return  # a cache: nothing is lost by not persisting it
-        with self._mutex, self.db.write() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO embed_cache (model_id, text_hash, vector) VALUES (?, ?, ?)",
-                [(model_id, key, np.asarray(v, np.float32).tobytes()) for key, v in items],
-            )
 
 
 def _wrong_dim(got: int, dim: int) -> InvalidInputError:

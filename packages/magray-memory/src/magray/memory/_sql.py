@@ -12,27 +12,44 @@ is one function used by both backends.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import EllipsisType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from magray.memory._filters import compile_where
 from magray.memory._types import Layer, Record
 
+if TYPE_CHECKING:
+    from magray.memory._backend import NewRecord
+
 __all__ = [
+    "HISTORY_COLUMNS",
     "ORDERS",
     "POSTGRES",
     "SQLITE",
     "Dialect",
     "row_to_record",
     "select_query",
-    "update_details",
+    "INSERT_COLUMNS",
+    "add_details",
+    "history_row",
+    "new_values",
+    "update_changes",
 ]
 
 # Columns `list` may sort by (anything else sorts by created_at).
 ORDERS = ("created_at", "updated_at", "last_access", "access_count", "importance", "label")
+
+# The columns a new record row is inserted with (``new_values`` gives all but ``dim``).
+INSERT_COLUMNS = (
+    "id, layer, text, metadata, content_hash, created_at, updated_at, last_access, "
+    "access_count, importance, expires_at, pinned, model_id, dim"
+)
+
+# The columns of a history event, in the order :func:`history_row` gives them.
+HISTORY_COLUMNS = "record_id, event, at, layer, details"
 
 # The JSON types a filter value of each kind matches, in SQLite's and PostgreSQL's words.
 _JSON_TYPES = {
@@ -51,6 +68,26 @@ class Dialect:
     mark = "?"  # the parameter placeholder
     true = "1"
     false = "0"
+
+    for_update = ""  # appended to a SELECT whose row the transaction goes on to change
+    chunk = 900  # most values one ``IN`` list takes (SQLite's parameter limit)
+
+    def marks(self, n: int) -> str:
+        """``n`` parameter placeholders, comma-separated."""
+        return ", ".join([self.mark] * n)
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column IN (values)`` and its parameters (for a short list)."""
+        return f"{column} IN ({self.marks(len(values))})", list(values)
+
+    def in_lists(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """:meth:`in_list` for any number of values: one clause per chunk of them."""
+        for start in range(0, len(values), self.chunk):
+            yield self.in_list(column, values[start : start + self.chunk])
+
+    def executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` once per row of parameters."""
+        conn.executemany(sql, rows)
 
     def compared(self, key: str, column: str) -> str:
         """A record column as the left side of ``=``/``<``: ``column`` unless collated."""
@@ -103,6 +140,15 @@ class PostgresDialect(Dialect):
     mark = "%s"
     true = "TRUE"
     false = "FALSE"
+    for_update = " FOR UPDATE"  # row-locked, so concurrent updates never get lost
+    chunk = 1 << 30  # one array parameter takes them all
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%s)", [list(values)]
+
+    def executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(sql, rows)
 
     def compared(self, key: str, column: str) -> str:
         return f'{column} COLLATE "C"' if key == "_id" else column
@@ -210,7 +256,38 @@ def select_query(
     return query, args
 
 
-def update_details(
+def history_row(
+    record_id: str, event: str, at: float, layer: str | None, details: dict[str, Any] | None
+) -> tuple[Any, ...]:
+    """The parameters of one history event (:data:`HISTORY_COLUMNS`), details as JSON."""
+    return (record_id, event, at, layer, json.dumps(details or {}, sort_keys=True))
+
+
+def new_values(record_id: str, r: NewRecord, now: float, model_id: str) -> tuple[Any, ...]:
+    """The values of :data:`INSERT_COLUMNS` for a new record (``dim`` is left to the backend)."""
+    return (
+        record_id,
+        r.layer.value,
+        r.text,
+        r.metadata_json,
+        r.content_hash,
+        now if r.created_at is None else r.created_at,
+        now if r.updated_at is None else r.updated_at,
+        now if r.last_access is None else r.last_access,
+        r.access_count,
+        r.importance,
+        r.expires_at,
+        int(r.pinned),
+        model_id,
+    )
+
+
+def add_details(r: NewRecord) -> dict[str, Any]:
+    """The details of a record's ``add`` history event."""
+    return {"chars": len(r.text), "content_hash": r.content_hash}
+
+
+def update_changes(
     row: Sequence[Any],
     *,
     text: str | None,
@@ -221,22 +298,33 @@ def update_details(
     layer: Layer | None,
     expires_at: float | EllipsisType | None,
     vector: np.ndarray | None,
-) -> dict[str, Any]:
-    """What an update changes in the record of ``row`` (record columns), as the details of
-    its ``update`` history event; empty when nothing changes."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an update changes in the record of ``row`` (record columns): the details of its
+    ``update`` history event (empty: nothing changes), and the new values, keyed among
+    ``text, content_hash, metadata_json, importance, pinned, layer, expires_at, vector``
+    (a new vector also means a new model id and dim)."""
     changed: dict[str, Any] = {}
+    sets: dict[str, Any] = {}
     if text is not None and text != row[3]:
         changed["text"] = {"chars": len(text), "content_hash": content_hash}
+        sets.update(text=text, content_hash=content_hash)
     if metadata_json is not None and metadata_json != row[4]:
         changed["metadata"] = True
+        sets["metadata_json"] = metadata_json
     if importance is not None and importance != row[10]:
         changed["importance"] = [row[10], importance]
+        sets["importance"] = importance
     if pinned is not None and pinned != bool(row[12]):
         changed["pinned"] = pinned
+        sets["pinned"] = pinned
     if layer is not None and layer.value != row[2]:
         changed["layer"] = [row[2], layer.value]
+        sets["layer"] = layer.value
     if not isinstance(expires_at, EllipsisType) and expires_at != row[11]:
         changed["expires_at"] = [row[11], expires_at]
-    if vector is not None and "text" not in changed:
-        changed["vector"] = True
-    return changed
+        sets["expires_at"] = expires_at
+    if vector is not None:
+        sets["vector"] = vector
+        if "text" not in changed:
+            changed["vector"] = True
+    return changed, sets

@@ -27,8 +27,7 @@ from typing import Any
 
 from magray.common.errors import ReadOnlyStorageError, StorageError, storage_error
 from magray.memory._columns import MetaRow
-from magray.memory._sql import row_to_record
-from magray.memory._types import Layer, Record
+from magray.memory._types import Layer
 from magray.memory.errors import StoreCorruptError
 
 try:  # orjson decodes small metadata objects ~8x faster; the search hot path uses it
@@ -366,22 +365,7 @@ class RecordDB:
     def epoch(self) -> int:
         return int(self.meta("index_epoch") or 0)
 
-    # ------------------------------------------------------------ history
-    @staticmethod
-    def log(
-        conn: sqlite3.Connection,
-        record_id: str,
-        event: str,
-        at: float,
-        *,
-        layer: str | None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        conn.execute(
-            "INSERT INTO history (record_id, event, at, layer, details) VALUES (?, ?, ?, ?, ?)",
-            (record_id, event, at, layer, json.dumps(details or {}, sort_keys=True)),
-        )
-
+    # ------------------------------------------------------------ changes
     @staticmethod
     def change(conn: sqlite3.Connection, op: str, label: int, layer: str) -> None:
         conn.execute("INSERT INTO changes (op, label, layer) VALUES (?, ?, ?)", (op, label, layer))
@@ -394,15 +378,6 @@ class RecordDB:
             chunk = keys[start : start + 900]
             marks = ",".join("?" * len(chunk))
             yield from self.conn.execute(f"{select} WHERE {column} IN ({marks})", chunk)
-
-    def records_by_label(
-        self, labels: list[int], *, with_vector: bool = False
-    ) -> dict[int, Record]:
-        select = f"SELECT {record_columns(with_vector=with_vector)} FROM records"
-        return {
-            row[0]: row_to_record(row, with_vector=with_vector)
-            for row in self._rows_in(select, "label", labels)
-        }
 
     def hit_rows(self, labels: list[int]) -> dict[int, HitRowTuple]:
         """``{label: (id, text, metadata JSON, layer)}``: just what a search hit shows.
@@ -445,10 +420,6 @@ class RecordDB:
     def vectors_by_label(self, labels: list[int]) -> dict[int, bytes]:
         """``{label: vector blob}`` for labels that have a vector."""
         return dict(self._rows_in("SELECT label, vector FROM vectors", "label", labels))
-
-    def labels_by_id(self, ids: list[str]) -> dict[str, int]:
-        select = "SELECT id, label FROM records"
-        return dict(self._rows_in(select, "id", ids))
 
     def file_sizes(self) -> dict[str, int]:
         sizes = {}

@@ -1,0 +1,410 @@
+"""The record reads and writes both SQL backends share, written once over a :class:`Dialect`.
+
+:class:`SqlRecords` implements the :class:`~magray.memory._backend.StorageBackend` calls
+whose logic does not depend on the engine: ``insert`` (explicit-id check, per-layer
+dedupe by content hash), ``update``/``move``/``delete`` (row lookup, what changed, the
+history event), ``get``, ``select``, ``iter_records``, ``expired_ids``, ``history`` and
+the persisted embedding cache. A backend supplies its dialect, its table names and a few
+primitives, which is where SQLite + faiss and PostgreSQL + pgvector really differ:
+
+- ``_reading(fn, flush=...)`` / ``_writing(action, fn, lock=...)`` / ``_write_cache(fn)``:
+  run ``fn(conn)`` inside the backend's locking, retries and transaction;
+- ``_insert_new(conn, new, now)``: store new records (the local backend also appends to
+  its change log; postgres loads a large batch in bulk);
+- ``_rewrite(conn, row, sets, now)``: apply an update (``sets`` from
+  :func:`~magray.memory._sql.update_changes`; a new label either way);
+- ``_remove(conn, ids)``: delete records, ``{id: layer}`` of those that existed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from magray.memory._sql import (
+    HISTORY_COLUMNS,
+    Dialect,
+    history_row,
+    row_to_record,
+    select_query,
+    update_changes,
+)
+from magray.memory._types import Layer, Record
+from magray.memory.errors import DuplicateIdError, RecordNotFoundError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from magray.memory._backend import NewRecord
+
+__all__ = ["SqlRecords"]
+
+T = TypeVar("T")
+
+
+def _not_found(record_id: str) -> RecordNotFoundError:
+    return RecordNotFoundError(
+        f"no memory record with id {record_id!r}",
+        hint="`magray memory list` shows ids",
+        details={"id": record_id},
+    )
+
+
+class SqlRecords:
+    """Record operations over SQL, shared by the local and the postgres backend."""
+
+    dialect: Dialect
+
+    # ------------------------------------------------------------ what a backend supplies
+    def _table(self, name: str) -> str:
+        """The qualified name of table ``name`` (``records``, ``history``, ``embed_cache``)."""
+        raise NotImplementedError
+
+    def _record_columns(self, *, with_vector: bool = False) -> str:
+        """The record columns :func:`~magray.memory._sql.row_to_record` reads."""
+        raise NotImplementedError
+
+    def _reading(self, fn: Callable[[Any], T], *, flush: bool) -> T:
+        """``fn(conn)`` for a read; ``flush``: write buffered access counts first."""
+        raise NotImplementedError
+
+    def _writing(self, action: str, fn: Callable[[Any], T], *, lock: bool = False) -> T:
+        """``fn(conn)`` in one write transaction of records (``lock``: serialised with
+        every other such write of the store)."""
+        raise NotImplementedError
+
+    def _write_cache(self, fn: Callable[[Any], None]) -> None:
+        """``fn(conn)`` in one transaction of the embedding cache (skipped where the store
+        cannot be written: a cache loses nothing by not being persisted)."""
+        raise NotImplementedError
+
+    def _insert_new(self, conn: Any, new: list[tuple[str, NewRecord]], now: float) -> None:
+        """Store ``(id, record)`` pairs and their ``add`` history events."""
+        raise NotImplementedError
+
+    def _rewrite(self, conn: Any, row: tuple[Any, ...], sets: dict[str, Any], now: float) -> None:
+        """Apply the new values ``sets`` (see :func:`~magray.memory._sql.update_changes`) to
+        the record of ``row``."""
+        raise NotImplementedError
+
+    def _remove(self, conn: Any, ids: Sequence[str]) -> dict[str, str]:
+        """Delete records by id; ``{id: layer}`` of those that existed."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ shared pieces
+    def _record(self, row: Sequence[Any], *, with_vector: bool = False) -> Record:
+        return row_to_record(row, with_vector=with_vector, dialect=self.dialect)
+
+    def _log(
+        self,
+        conn: Any,
+        record_id: str,
+        event: str,
+        at: float,
+        *,
+        layer: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one event to the history."""
+        conn.execute(self._history_insert(), history_row(record_id, event, at, layer, details))
+
+    def _history_insert(self) -> str:
+        return (
+            f"INSERT INTO {self._table('history')} ({HISTORY_COLUMNS}) "
+            f"VALUES ({self.dialect.marks(5)})"
+        )
+
+    def _locked_row(self, conn: Any, record_id: str) -> tuple[Any, ...] | None:
+        """The record columns of ``record_id`` (locked for this transaction), or None."""
+        row = conn.execute(
+            f"SELECT {self._record_columns()} FROM {self._table('records')} "
+            f"WHERE id = {self.dialect.mark}{self.dialect.for_update}",
+            (record_id,),
+        ).fetchone()
+        return None if row is None else tuple(row)
+
+    def _present_ids(self, conn: Any, ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for clause, args in self.dialect.in_lists("id", ids):
+            found += [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM {self._table('records')} WHERE {clause}", args
+                )
+            ]
+        return found
+
+    # ------------------------------------------------------------ writes
+    def insert(self, rows: Sequence[NewRecord], *, dedupe: bool, now: float) -> list[str]:
+        """Insert records in one transaction; returns ids (existing ids for deduped text)."""
+        m = self.dialect.mark
+        same_text = (
+            f"SELECT id FROM {self._table('records')} WHERE layer = {m} AND content_hash = {m} "
+            "ORDER BY label LIMIT 1"
+        )
+
+        def write(conn: Any) -> list[str]:
+            taken = self._present_ids(conn, [r.id for r in rows if r.id is not None])
+            if taken:
+                shown = ", ".join(sorted(taken)[:5])
+                raise DuplicateIdError(
+                    f"ids already in the store: {shown}",
+                    hint="use update() (magray memory update) to change a record, "
+                    "or delete it first; nothing was added",
+                    details={"ids": sorted(taken)},
+                )
+            ids: list[str] = []
+            new: list[tuple[str, NewRecord]] = []
+            seen: dict[tuple[str, str], str] = {}
+            given: set[str] = set()
+            for r in rows:
+                key = (r.layer.value, r.content_hash)
+                if dedupe:
+                    existing = seen.get(key)
+                    if existing is None:
+                        row = conn.execute(same_text, key).fetchone()
+                        existing = None if row is None else row[0]
+                    if existing is not None:
+                        ids.append(existing)
+                        seen[key] = existing
+                        continue
+                if r.id is not None:
+                    if r.id in given:
+                        raise DuplicateIdError(
+                            f"id {r.id!r} appears twice in one add",
+                            hint="give each record its own id; nothing was added",
+                        )
+                    given.add(r.id)
+                record_id = r.id if r.id is not None else uuid.uuid4().hex
+                new.append((record_id, r))
+                ids.append(record_id)
+                seen[key] = record_id
+            if new:
+                self._insert_new(conn, new, now)
+            return ids
+
+        return self._writing("add records", write, lock=True)
+
+    def update(
+        self,
+        record_id: str,
+        *,
+        now: float,
+        text: str | None = None,
+        vector: np.ndarray | None = None,
+        content_hash: str | None = None,
+        metadata_json: str | None = None,
+        importance: float | None = None,
+        pinned: bool | None = None,
+        layer: Layer | None = None,
+        expires_at: float | EllipsisType | None = ...,
+    ) -> Record:
+        """Change fields of one record (its row locked); a new text/vector or layer
+        re-indexes it. Returns the record as the same transaction stored it."""
+
+        def write(conn: Any) -> Record:
+            row = self._locked_row(conn, record_id)
+            if row is None:
+                raise _not_found(record_id)
+            changed, sets = update_changes(
+                row,
+                text=text,
+                content_hash=content_hash,
+                metadata_json=metadata_json,
+                importance=importance,
+                pinned=pinned,
+                layer=layer,
+                expires_at=expires_at,
+                vector=vector,
+            )
+            if changed:
+                self._rewrite(conn, row, sets, now)
+                self._log(
+                    conn, record_id, "update", now, layer=sets.get("layer", row[2]), details=changed
+                )
+                row = self._locked_row(conn, record_id)
+                assert row is not None
+            return self._record(row)
+
+        return self._writing("update records", write)
+
+    def move(
+        self,
+        moves: Sequence[tuple[str, Layer, float | None, str, dict[str, Any]]],
+        *,
+        now: float,
+    ) -> int:
+        """Move records between layers: ``(id, layer, expires_at, event, details)``."""
+        if not moves:
+            return 0
+
+        def write(conn: Any) -> int:
+            done = 0
+            for record_id, layer, expires_at, event, details in moves:
+                row = self._locked_row(conn, record_id)
+                if row is None:
+                    continue  # deleted by someone else meanwhile
+                self._rewrite(conn, row, {"layer": layer.value, "expires_at": expires_at}, now)
+                self._log(conn, record_id, event, now, layer=layer.value, details=details)
+                done += 1
+            return done
+
+        return self._writing("move records", write)
+
+    def delete(
+        self,
+        ids: Sequence[str],
+        *,
+        now: float,
+        event: str = "delete",
+        details: dict[str, dict[str, Any]] | None = None,
+    ) -> list[str]:
+        """Delete records; returns the ids that existed."""
+
+        def write(conn: Any) -> list[str]:
+            gone = self._remove(conn, list(dict.fromkeys(ids)))
+            deleted = [i for i in dict.fromkeys(ids) if i in gone]
+            for record_id in deleted:
+                self._log(
+                    conn,
+                    record_id,
+                    event,
+                    now,
+                    layer=gone[record_id],
+                    details=(details or {}).get(record_id),
+                )
+            return deleted
+
+        return self._writing("delete records", write)
+
+    # ------------------------------------------------------------ reads
+    def get(self, ids: Sequence[str], *, with_vector: bool = False) -> list[Record]:
+        """The records of ``ids`` that exist, in the order asked."""
+        wanted = list(ids)
+        columns = self._record_columns(with_vector=with_vector)
+        select = f"SELECT {columns} FROM {self._table('records')}"
+
+        def read(conn: Any) -> list[Record]:
+            found: dict[str, Record] = {}
+            for clause, args in self.dialect.in_lists("id", wanted):
+                for row in conn.execute(f"{select} WHERE {clause}", args):
+                    found[row[1]] = self._record(row, with_vector=with_vector)
+            return [found[i] for i in wanted if i in found]
+
+        return self._reading(read, flush=True)
+
+    def select(
+        self,
+        *,
+        layer: Layer | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        order: str = "created_at",
+        descending: bool = True,
+        with_vector: bool = False,
+    ) -> list[Record]:
+        """Records matching a layer and filter, newest first by default."""
+        query, args = select_query(
+            self.dialect,
+            table=self._table("records"),
+            columns=self._record_columns(with_vector=with_vector),
+            layer=layer,
+            where=where,
+            limit=limit,
+            offset=offset,
+            order=order,
+            descending=descending,
+        )
+        return self._reading(
+            lambda conn: [
+                self._record(row, with_vector=with_vector) for row in conn.execute(query, args)
+            ],
+            flush=True,
+        )
+
+    def iter_records(
+        self,
+        *,
+        layers: Sequence[Layer] | None = None,
+        with_vector: bool = False,
+        batch: int = 1000,
+    ) -> Iterator[Record]:
+        """Every record in label order, read in batches (one read each; access counts
+        written before the first)."""
+        clause, names = self.dialect.in_list("layer", [x.value for x in (layers or list(Layer))])
+        m = self.dialect.mark
+        query = (
+            f"SELECT {self._record_columns(with_vector=with_vector)} FROM {self._table('records')} "
+            f"WHERE label > {m} AND {clause} ORDER BY label LIMIT {m}"
+        )
+        last = -1
+        while True:
+            args = [last, *names, batch]
+
+            def read(conn: Any, args: list[Any] = args) -> list[Any]:
+                return list(conn.execute(query, args).fetchall())
+
+            rows = self._reading(read, flush=last == -1)
+            if not rows:
+                return
+            last = rows[-1][0]
+            for row in rows:
+                yield self._record(row, with_vector=with_vector)
+
+    def expired_ids(self, now: float) -> list[tuple[str, str, bool]]:
+        """``(id, layer, pinned)`` of records whose TTL passed."""
+        query = (
+            f"SELECT id, layer, pinned FROM {self._table('records')} "
+            f"WHERE expires_at <= {self.dialect.mark} ORDER BY label"
+        )
+        return self._reading(
+            lambda conn: [(r[0], r[1], bool(r[2])) for r in conn.execute(query, (now,))],
+            flush=False,
+        )
+
+    def history(self, record_id: str) -> list[dict[str, Any]]:
+        """Every event of a record, oldest first (also after it was deleted)."""
+        query = (
+            f"SELECT seq, {HISTORY_COLUMNS} FROM {self._table('history')} "
+            f"WHERE record_id = {self.dialect.mark} ORDER BY seq"
+        )
+        rows = self._reading(lambda conn: conn.execute(query, (record_id,)).fetchall(), flush=False)
+        return [
+            {"seq": s, "event": e, "at": at, "layer": layer, "details": json.loads(d)}
+            for s, _, e, at, layer, d in rows
+        ]
+
+    # ------------------------------------------------------------ embedding cache
+    def cached_vectors(self, model_id: str, keys: Sequence[str]) -> dict[str, bytes]:
+        """``{text hash: float32 bytes}`` of the persisted embeddings of ``keys``."""
+        select = (
+            f"SELECT text_hash, vector FROM {self._table('embed_cache')} "
+            f"WHERE model_id = {self.dialect.mark} AND "
+        )
+
+        def read(conn: Any) -> dict[str, bytes]:
+            out: dict[str, bytes] = {}
+            for clause, args in self.dialect.in_lists("text_hash", keys):
+                out.update(
+                    (key, bytes(blob))
+                    for key, blob in conn.execute(select + clause, [model_id, *args])
+                )
+            return out
+
+        return self._reading(read, flush=False)
+
+    def cache_vectors(self, model_id: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        """Persist embeddings of texts (by text hash) for ``model_id``."""
+        import numpy as np
+
+        upsert = (
+            f"INSERT INTO {self._table('embed_cache')} (model_id, text_hash, vector) "
+            f"VALUES ({self.dialect.marks(3)}) ON CONFLICT (model_id, text_hash) "
+            "DO UPDATE SET vector = excluded.vector"
+        )
+        rows = [(model_id, key, np.asarray(v, np.float32).tobytes()) for key, v in items]
+        self._write_cache(lambda conn: self.dialect.executemany(conn, upsert, rows))
