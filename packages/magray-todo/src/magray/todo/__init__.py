@@ -28,6 +28,7 @@ from magray.todo._events import EventKind, ProgressEvent, RunReport, Subscriber
 from magray.todo._executor import Executor, Runner
 from magray.todo._graph import CriticalPath, TaskGraph
 from magray.todo._model import ACTIVE, FINISHED, TRANSITIONS, Action, Status, Task
+from magray.todo._repair import DatabaseCheck, RepairReport, check_database, repair_database
 from magray.todo._resolver import Change, FailurePolicy
 from magray.todo._run import Backoff
 from magray.todo._schema import SCHEMA_VERSION
@@ -37,6 +38,7 @@ from magray.todo.errors import (
     InvalidTransitionError,
     RunActiveError,
     TaskNotFoundError,
+    TodoCorruptError,
     TodoInputError,
     TodoStorageError,
 )
@@ -62,6 +64,11 @@ __all__ = [
     "TaskSpec",
     "TodoStore",
     "default_path",
+    # damage
+    "DatabaseCheck",
+    "RepairReport",
+    "check_database",
+    "repair_database",
     # execution
     "Attempt",
     "current_attempt",
@@ -80,5 +87,6 @@ __all__ = [
     "RunActiveError",
     "TaskNotFoundError",
     "TodoInputError",
+    "TodoCorruptError",
     "TodoStorageError",
 ]

@@ -14,7 +14,7 @@ from magray.common import paths
 from magray.todo import _rows as V
 from magray.todo._model import Status, Task
 from magray.todo._resolver import FailurePolicy
-from magray.todo._schema import TASK, make_engine, migrate, schema_version
+from magray.todo._schema import TASK, make_engine, migrate, schema_version, storage_failure
 from magray.todo.errors import (
     TaskNotFoundError,
     TodoStorageError,
@@ -105,16 +105,8 @@ class StoreCore:
 
         try:
             yield
-        except sqlalchemy.exc.OperationalError as exc:
-            locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
-            raise TodoStorageError(
-                f"task database {self.path} error: {exc.orig}",
-                hint="another process holds the database; try again"
-                if locked
-                else "check the file and its permissions",
-                retriable=locked,
-                details={"path": str(self.path)},
-            ) from exc
+        except sqlalchemy.exc.DatabaseError as exc:
+            raise storage_failure(exc, self.path, f"task database {self.path}") from exc
 
     def schema_version(self) -> int:
         """The schema version stored in the database."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.common.health import HealthRegistry, HealthResult
+from magray.common.salvage import is_corruption
 
 __all__ = ["register"]
 
@@ -43,8 +44,17 @@ def check_database(path: Path) -> HealthResult:
         with contextlib.closing(_connect(path)) as conn:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             tasks = int(conn.execute("SELECT COUNT(*) FROM todo_task").fetchone()[0])
+            damage = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
     except sqlite3.Error as exc:
-        return HealthResult.failed(f"cannot read {path}: {exc}", path=str(path))
+        damage = [str(exc)] if is_corruption(exc) else []
+        if not damage:
+            return HealthResult.failed(f"cannot read {path}: {exc}", path=str(path))
+    if damage != ["ok"]:
+        return HealthResult.failed(
+            f"{path} is damaged ({damage[0]}); `magray todo check --repair` keeps what reads",
+            path=str(path),
+            problems=damage,
+        )
     if version > SCHEMA_VERSION:
         return HealthResult.failed(
             f"schema v{version} is newer than this magray-todo knows (v{SCHEMA_VERSION}); "

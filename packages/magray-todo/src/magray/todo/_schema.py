@@ -15,9 +15,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlmodel import Field, SQLModel
 
-from magray.todo.errors import TodoStorageError
+from magray.common.errors import StorageError, storage_error
+from magray.common.salvage import is_corruption
+from magray.todo.errors import REPAIR_HINT, TodoCorruptError, TodoStorageError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "DependencyRow", "TaskRow", "make_engine", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "DependencyRow",
+    "TaskRow",
+    "make_engine",
+    "migrate",
+    "storage_failure",
+]
 
 
 class TaskRow(SQLModel, table=True):
@@ -190,10 +200,23 @@ def migrate(engine: Engine, path: Path) -> int:
             if found < SCHEMA_VERSION:
                 conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
     except sqlalchemy.exc.DatabaseError as exc:
-        raise TodoStorageError(
-            f"cannot open the task database {path}: {exc.orig}",
-            hint="check the path and its permissions; a corrupt file can be moved aside "
-            "and a new one is created on the next command",
-            details={"path": str(path)},
-        ) from exc
+        raise storage_failure(exc, path, f"cannot open the task database {path}") from exc
     return found
+
+
+def storage_failure(exc: Exception, path: Path, where: str) -> StorageError:
+    """The magray error for a database failure (``exc`` from sqlalchemy or sqlite3):
+    damaged, full, read-only, refused, busy, or else a plain :class:`TodoStorageError`."""
+    orig = getattr(exc, "orig", None) or exc
+    if is_corruption(orig):
+        return TodoCorruptError(
+            f"{where} is damaged: {orig}", hint=REPAIR_HINT, details={"path": str(path)}
+        )
+    mapped = storage_error(orig, path=path, where=where)
+    if mapped is not None:
+        return mapped
+    return TodoStorageError(
+        f"{where}: {orig}",
+        hint="check the file and its permissions",
+        details={"path": str(path)},
+    )

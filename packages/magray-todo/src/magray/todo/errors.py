@@ -13,6 +13,10 @@
     │   └── RunActiveError           "todo.run_active"     another executor holds the database
     └── StorageError
         └── TodoStorageError         "todo.storage"        database unreadable, newer schema, ...
+            └── TodoCorruptError     "todo.corrupt"        the database file is damaged
+
+A full disk, a read-only file and a refused permission raise magray.common's
+StorageFullError, ReadOnlyStorageError and StoragePermissionError.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "InvalidTransitionError",
     "RunActiveError",
     "TaskNotFoundError",
+    "TodoCorruptError",
     "TodoInputError",
     "TodoStorageError",
 ]
@@ -87,3 +92,16 @@ class TodoStorageError(StorageError):
     """The task database cannot be opened, read or migrated."""
 
     code = "todo.storage"
+
+
+REPAIR_HINT = (
+    "`magray todo check --repair` copies every readable task into a new database and keeps "
+    "the damaged file beside it (TodoStore: magray.todo.repair_database)"
+)
+
+
+class TodoCorruptError(TodoStorageError):
+    """The task database file is damaged (SQLite found a malformed page, or it is not a
+    database at all)."""
+
+    code = "todo.corrupt"
