@@ -29,6 +29,7 @@ __all__ = [
     "parse_seconds",
     "print_changes",
     "print_task_line",
+    "status_option",
     "styled",
     "with_task_options",
 ]
@@ -203,3 +204,10 @@ def with_task_options(func: Any) -> Any:
     for option in reversed(TASK_OPTIONS):
         func = option(func)
     return func
+
+
+def status_option(text: str) -> Callable[[Any], Any]:
+    """``-s/--status`` (repeatable, one of :data:`STATUSES`) into ``statuses``."""
+    return click.option(
+        "-s", "--status", "statuses", type=click.Choice(STATUSES), multiple=True, help=text
+    )

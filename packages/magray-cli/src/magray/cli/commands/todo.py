@@ -29,6 +29,7 @@ from magray.cli.commands._todo_helpers import (
     parse_seconds,
     print_changes,
     print_task_line,
+    status_option,
     with_task_options,
 )
 from magray.cli.commands.todo_run import todo_run
@@ -271,14 +272,7 @@ def todo_dep_rm(app: AppContext, task_id: int, depends_on: int) -> None:
 
 @todo.command("clear")
 @click.option("--all", "everything", is_flag=True, help="Delete every task (asks first).")
-@click.option(
-    "-s",
-    "--status",
-    "statuses",
-    type=click.Choice(STATUSES),
-    multiple=True,
-    help="Delete tasks in these statuses (default: done and cancelled).",
-)
+@status_option("Delete tasks in these statuses (default: done and cancelled).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @pass_app

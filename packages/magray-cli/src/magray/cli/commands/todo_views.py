@@ -14,6 +14,7 @@ from magray.cli.commands._todo_helpers import (
     STATUSES,
     emit_json_data,
     open_todo,
+    status_option,
     styled,
 )
 
@@ -24,14 +25,7 @@ __all__ = ["todo_list", "todo_show", "todo_graph"]
 
 
 @click.command("list")
-@click.option(
-    "-s",
-    "--status",
-    "statuses",
-    type=click.Choice(STATUSES),
-    multiple=True,
-    help="Only these statuses (repeatable).",
-)
+@status_option("Only these statuses (repeatable).")
 @click.option("-t", "--tag", default=None, help="Only tasks with this tag.")
 @click.option("--all", "show_all", is_flag=True, help="Include done and cancelled tasks.")
 @click.option("--tree", is_flag=True, help="Show dependencies as a tree.")
