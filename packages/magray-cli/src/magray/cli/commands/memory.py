@@ -8,7 +8,7 @@ named by ``memory.embedder`` (``default`` comes from magray-ai).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,12 +23,17 @@ from magray.cli.commands._memory_helpers import (
     parse_where,
     require_store,
     short,
-    shown,
     store_exists,
-    store_path,
 )
 from magray.cli.commands.memory_add import memory_add
 from magray.cli.commands.memory_check import memory_check
+from magray.cli.commands.memory_layers import (
+    memory_expire,
+    memory_explain,
+    memory_history,
+    memory_promote,
+    memory_stats,
+)
 from magray.cli.commands.memory_transfer import (
     memory_backup,
     memory_export,
@@ -291,138 +296,13 @@ def memory_update(
         click.echo(f"updated {record.id} ({record.layer.value})")
 
 
-@memory.command("promote")
-@click.option("--dry-run", is_flag=True, help="Show what would move without moving it.")
-@json_option
-@pass_app
-def memory_promote(app: AppContext, dry_run: bool) -> None:
-    """Move memories whose score passes the threshold up one layer."""
-    from magray.cli._output import emit_json, print_table
-
-    moves: list[dict[str, Any]] = []
-    if store_exists(app):
-        with open_store(app, embed=False) as store:
-            moves = store.promote(dry_run=dry_run)
-    if app.json:
-        emit_json({"dry_run": dry_run, "moves": moves})
-    elif not moves:
-        click.echo("nothing to promote")
-    else:
-        print_table(
-            ["id", "from", "to", "score"],
-            [(m["id"], m["from"], m["to"], f"{m['score']:.3f}") for m in moves],
-            title="would promote" if dry_run else "promoted",
-        )
-
-
-@memory.command("expire")
-@click.option("--dry-run", is_flag=True, help="Show what would expire without removing it.")
-@click.option("--no-archive", is_flag=True, help="Delete pinned memories too.")
-@json_option
-@pass_app
-def memory_expire(app: AppContext, dry_run: bool, no_archive: bool) -> None:
-    """Remove memories past their layer's TTL (pinned ones move to assets)."""
-    from magray.cli._output import emit_json
-
-    result: dict[str, list[str]] = {"expired": [], "archived": []}
-    if store_exists(app):
-        with open_store(app, embed=False) as store:
-            result = store.expire(archive_pinned=not no_archive, dry_run=dry_run)
-    if app.json:
-        emit_json({"dry_run": dry_run, **result})
-    else:
-        verb = "would expire" if dry_run else "expired"
-        click.echo(f"{verb} {len(result['expired'])}, archived {len(result['archived'])}")
-
-
-@memory.command("explain")
-@click.argument("record_id")
-@json_option
-@pass_app
-def memory_explain(app: AppContext, record_id: str) -> None:
-    """Show a memory's promotion score, its features and what promote/expire would do."""
-    from magray.cli._output import emit_json, print_table
-
-    require_store(app)
-    with open_store(app, embed=False) as store:
-        why = store.explain(record_id)
-    if app.json:
-        emit_json(why.to_dict())
-        return
-    print_table(
-        ["feature", "value", "weight", "contribution"],
-        [
-            (
-                name,
-                f"{why.features[name]:.3f}",
-                f"{why.weights[name]:.2f}",
-                f"{why.contributions[name]:.3f}",
-            )
-            for name in why.features
-        ],
-        title=f"{why.id} in {why.layer.value}",
-    )
-    click.echo(f"score {why.score:.3f}: {why.reason}")
-    if why.expires_at is not None:
-        state = "expired" if why.expired else "expires"
-        click.echo(f"{state} {fmt_time(why.expires_at)}{' (pinned)' if why.pinned else ''}")
-
-
-@memory.command("history")
-@click.argument("record_id")
-@json_option
-@pass_app
-def memory_history(app: AppContext, record_id: str) -> None:
-    """Every add, update, promotion, expiry and delete of a memory."""
-    from magray.cli._output import emit_json, print_table
-
-    require_store(app)
-    with open_store(app, embed=False) as store:
-        events = store.history(record_id)
-    if app.json:
-        emit_json(events)
-        return
-    print_table(
-        ["when", "event", "layer", "details"],
-        [(fmt_time(e["at"]), e["event"], e["layer"] or "", e["details"] or "") for e in events],
-        title=record_id,
-    )
-
-
-@memory.command("stats")
-@json_option
-@pass_app
-def memory_stats(app: AppContext) -> None:
-    """Counts per layer, index kinds, tombstones, sizes and cache figures."""
-    from magray.cli._output import emit_json, print_table
-
-    if not store_exists(app):
-        data: dict[str, Any] = {"path": shown(store_path(app)), "exists": False, "records": 0}
-    else:
-        with open_store(app, embed=False) as store:
-            data = {"exists": True, **store.stats()}
-    if app.json:
-        emit_json(data)
-        return
-    if not data["exists"]:
-        click.echo(f"no memory store at {data['path']} yet")
-        return
-    click.echo(f"store   {data['path']}")
-    click.echo(f"model   {data['model_id']} (dim {data['dim']})")
-    click.echo(f"index   {data['index_status'].get('index')}")
-    print_table(
-        ["layer", "records", "index", "indexed", "tombstones"],
-        [
-            (name, v["records"], v["index"] or "-", v["indexed"], v["tombstones"])
-            for name, v in data["layers"].items()
-        ],
-    )
-    total = sum(data["bytes"].values())
-    click.echo(f"size    {total / 1e6:.2f} MB ({data['history_events']} history events)")
-
-
 for _command in (
     memory_add,
+    memory_promote,
+    memory_expire,
+    memory_explain,
+    memory_history,
+    memory_stats,
     memory_check,
     memory_export,
     memory_import,
