@@ -96,7 +96,7 @@ class TodoStorageError(StorageError):
 
 REPAIR_HINT = (
     "`magray todo check --repair` copies every readable task into a new database and keeps "
-    "the damaged file beside it (TodoStore: magray.todo.repair_database)"
+    "the damaged file beside it (in Python: magray.todo.repair_database(path))"
 )
 
 

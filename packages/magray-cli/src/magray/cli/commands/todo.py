@@ -32,6 +32,7 @@ from magray.cli.commands._todo_helpers import (
     status_option,
     with_task_options,
 )
+from magray.cli.commands.todo_check import todo_check
 from magray.cli.commands.todo_run import todo_run
 from magray.cli.commands.todo_views import todo_graph, todo_list, todo_show
 
@@ -296,5 +297,5 @@ def todo_clear(app: AppContext, everything: bool, statuses: tuple[str, ...], yes
         click.echo(f"deleted {deleted} task(s)")
 
 
-for _command in (todo_list, todo_show, todo_graph, todo_run):
+for _command in (todo_list, todo_show, todo_graph, todo_run, todo_check):
     todo.add_command(_command)
