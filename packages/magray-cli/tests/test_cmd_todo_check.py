@@ -32,7 +32,7 @@ def test_damage_is_named_then_repaired(magray_home: Path, run_magray: Any) -> No
     listed = run_magray("todo", "list")
     assert listed.returncode != 0
     assert listed.stderr.startswith("error[todo.corrupt]: task database"), listed.stderr
-    assert "todo check --repair" in listed.stderr
+    assert f"magray todo --db {path} check --repair" in listed.stderr
     assert "SELECT" not in listed.stderr  # no SQL, no traceback
     assert "Traceback" not in listed.stderr
 

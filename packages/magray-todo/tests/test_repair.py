@@ -62,7 +62,7 @@ def test_every_command_says_the_file_is_damaged(damaged: tuple[Path, dict[int, i
         store.tasks()
     assert info.value.code == "todo.corrupt"
     assert "damaged" in info.value.message
-    assert "todo check --repair" in (info.value.hint or "")
+    assert f"magray todo --db {path} check --repair" in (info.value.hint or "")
 
 
 def test_check_finds_the_damage(damaged: tuple[Path, dict[int, int]]) -> None:

@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from magray.common.errors import StorageError, storage_error
 from magray.common.salvage import is_corruption
-from magray.todo.errors import REPAIR_HINT, TodoCorruptError, TodoStorageError
+from magray.todo.errors import TodoCorruptError, TodoStorageError, repair_hint
 
 __all__ = [
     "MIGRATIONS",
@@ -210,7 +210,7 @@ def storage_failure(exc: Exception, path: Path, where: str) -> StorageError:
     orig = getattr(exc, "orig", None) or exc
     if is_corruption(orig):
         return TodoCorruptError(
-            f"{where} is damaged: {orig}", hint=REPAIR_HINT, details={"path": str(path)}
+            f"{where} is damaged: {orig}", hint=repair_hint(path), details={"path": str(path)}
         )
     mapped = storage_error(orig, path=path, where=where)
     if mapped is not None:

@@ -94,10 +94,13 @@ class TodoStorageError(StorageError):
     code = "todo.storage"
 
 
-REPAIR_HINT = (
-    "`magray todo check --repair` copies every readable task into a new database and keeps "
-    "the damaged file beside it (in Python: magray.todo.repair_database(path))"
-)
+def repair_hint(path: object) -> str:
+    """What to do about the damaged database at ``path``."""
+    return (
+        f"`magray todo --db {path} check --repair` copies every readable task into a new "
+        "database and keeps the damaged file beside it (in Python: "
+        "magray.todo.repair_database(path))"
+    )
 
 
 class TodoCorruptError(TodoStorageError):
