@@ -310,3 +310,75 @@ def test_passed_descriptors_reach_the_command(
         assert not ok  # nothing else leaks into the sandbox
     finally:
         os.close(fd)
+
+
+_PTRACE_PROBE = """
+import os, subprocess, sys
+if sys.argv[1] == "parent":  # the stand-in for magray: its child reads its environment
+    modes = ("free", "confined")
+    run = [subprocess.run([sys.executable, __file__, m], capture_output=True, text=True)
+           for m in modes]
+    print(" ".join(r.stdout.strip() or r.stderr.strip() for r in run))
+    sys.exit()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _landlock import restrict
+if sys.argv[1] == "confined":
+    restrict(["/"], [], network=False)  # every path readable, all of /proc included
+try:
+    open(f"/proc/{os.getppid()}/environ", "rb").read()
+    print("read")
+except PermissionError:
+    print("refused")
+"""
+
+
+def test_landlock_ptrace_scope_hides_other_processes_environ() -> None:
+    # With all of /proc readable by the rules, a process inside a Landlock domain still
+    # may not inspect one outside it: the kernel's ptrace check refuses
+    # /proc/<parent>/environ. Measured: this holds for an ordinary user; a root magray
+    # reads it (so the command's rules grant only its own /proc entry).
+    need("landlock")
+    import shutil
+    import tempfile
+
+    from magray.tools import _landlock
+
+    python, user = sys.executable, None
+    if os.geteuid() == 0:  # run the probe as nobody, with a python nobody may execute
+        python, user = "/usr/bin/python3", 65534
+        if not os.access(python, os.X_OK):
+            pytest.skip("root, and no /usr/bin/python3 to run the probe as nobody")
+    probe_dir = Path(tempfile.mkdtemp(prefix="magray-ptrace-"))
+    try:
+        probe_dir.chmod(0o755)
+        shutil.copy(_landlock.__file__, probe_dir / "_landlock.py")
+        (probe_dir / "probe.py").write_text(_PTRACE_PROBE)
+        for f in probe_dir.iterdir():
+            f.chmod(0o644)
+        out = subprocess.run(
+            [python, str(probe_dir / "probe.py"), "parent"],
+            capture_output=True, text=True, check=True, user=user, group=user,
+            extra_groups=[] if user is not None else None, cwd=probe_dir,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(probe_dir)
+    assert out.stdout.split() == ["read", "refused"], out
+
+
+def test_landlock_supervisor_passes_exit_codes_and_ends_leftovers(workspace: Path) -> None:
+    need("landlock")
+    policy = Policy.for_workspace(workspace, sandbox_mechanism="landlock")
+    done = run_confined(["sh", "-c", "exit 3"], policy=policy, cwd=workspace, timeout=10)
+    assert (done.exit_code, done.sandbox) == (3, "landlock")
+    killed = run_confined(["sh", "-c", "kill -9 $$"], policy=policy, cwd=workspace, timeout=10)
+    assert killed.exit_code == 128 + signal.SIGKILL
+    marker = "sleep 7793"
+    start = time.monotonic()
+    stopped = run_confined(
+        ["sh", "-c", f"setsid {marker} & exec sleep 60"], policy=policy, cwd=workspace, timeout=1
+    )
+    assert stopped.timed_out
+    assert time.monotonic() - start < 10  # Popen did not wait for the supervisor
+    time.sleep(0.2)
+    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    assert found.stdout.strip() == "", "the setsid'd grandchild outlived the call"

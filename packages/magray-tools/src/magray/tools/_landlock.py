@@ -1,31 +1,37 @@
-"""Landlock through ctypes, and the re-exec helper that confines one command.
+"""Landlock through ctypes, and the supervisor that confines one command.
 
-Only the standard library is imported here, on purpose: the launcher runs this
-file as a script (``python -I -S _landlock.py POLICY -- argv``) when bubblewrap
-cannot be used, so it must start fast and without the venv's site packages.
-The helper asks for ``SIGKILL`` when magray dies (and exits if magray is
-already gone), becomes a child subreaper and forks the command. The command
-asks to die with the helper, sets ``no_new_privs``, restricts itself with a
-Landlock ruleset (read/execute beneath the read paths and its own ``/proc``
-entry, everything beneath the write paths, TCP bind/connect refused unless the
-network is allowed, and from ABI 6 signals and abstract Unix sockets scoped to
-the sandbox) and execs. ``/proc`` beyond its own entry is not granted, so
-``/proc/<magray>/environ`` is refused. The helper waits, then kills whatever the
-command left behind.
+When bubblewrap cannot be used, the launcher starts the command through
+:class:`Supervised`, a ``preexec_fn`` that runs in the forked child before the
+exec (no second Python to start: that re-exec cost ~50 ms a call). The forked
+child becomes the **supervisor**: it asks for ``SIGKILL`` when magray dies (and
+exits if magray is already gone), becomes a child subreaper, closes every
+descriptor it inherited besides stdin/stdout/stderr, and forks the command. The
+command asks to die with the supervisor, sets ``no_new_privs``, restricts itself
+with a Landlock ruleset (read/execute beneath the read paths and its own
+``/proc`` entry, everything beneath the write paths, TCP bind/connect refused
+unless the network is allowed, and from ABI 6 signals and abstract Unix sockets
+scoped to the sandbox) and returns to :mod:`subprocess`, which execs it.
+``/proc`` beyond its own entry is not granted, so ``/proc/<magray>/environ`` is
+refused (Landlock's ptrace scoping refuses it as well: a process inside a domain
+may not inspect one outside it). The supervisor waits, then kills whatever the
+command left behind; it never returns into the caller's code.
+
+Only the standard library is used, and nothing is imported or loaded (no
+``dlopen``) after the fork: the C library handle and the ABI are looked up
+before it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
+import functools
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-__all__ = ["abi_version", "restrict"]
+__all__ = ["Supervised", "abi_version", "restrict"]
 
 _SYS_CREATE_RULESET = 444  # the same number on every architecture (asm-generic)
 _SYS_ADD_RULE = 445
@@ -65,17 +71,18 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
 
 
 def abi_version() -> int:
     """The kernel's Landlock ABI (0 when Landlock is missing or disabled)."""
     if not sys.platform.startswith("linux"):
         return 0
-    libc = _libc()
-    libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
+    abi = _libc().syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
     return max(int(abi), 0)
 
 
@@ -108,7 +115,6 @@ def restrict(read: Sequence[str], write: Sequence[str], *, network: bool) -> int
     if abi < 1:
         raise OSError("Landlock is not available (kernel 5.13+ with the LSM enabled)")
     libc = _libc()
-    libc.syscall.restype = ctypes.c_long
     handled = _fs_rights(abi)
     attr = _RulesetAttr(handled, 0, 0)
     size = 8
@@ -187,59 +193,90 @@ def _kill_descendants() -> None:
             return
 
 
-def _confine_and_exec(policy: dict[str, Any], program: list[str], helper: int) -> None:
-    """In the forked child: die with the helper, restrict, exec (never returns)."""
-    libc = _libc()
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != helper:
-        os._exit(137)
-    # /proc as a whole would show other processes' environments (magray's own with its
-    # API keys): only this process's entry and the system-wide files are readable.
-    read = [*policy["read"], f"/proc/{os.getpid()}", *(f"/proc/{n}" for n in _PROC_FILES)]
-    try:
-        restrict(read, policy["write"], network=bool(policy["network"]))
-        os.execv(program[0], program)
-    except OSError as exc:
-        sys.stderr.write(f"magray sandbox: {program[0]}: {exc.strerror or exc}\n")
-    os._exit(126)
+_WATCHED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def main(argv: Sequence[str]) -> int:
-    """``_landlock.py POLICY_JSON -- PROGRAM ARGS...``: confine, run, clean up.
+class Supervised:
+    """A ``preexec_fn`` that confines the command with Landlock under a supervisor.
 
-    The helper forks the command, which asks to die with the helper
-    (``PR_SET_PDEATHSIG``), restricts itself with Landlock and execs; the helper
-    (outside the sandbox, a child subreaper) stays as its supervisor: when the
-    command exits, or the helper is asked to stop (SIGTERM, SIGINT, SIGHUP),
-    every process the command left behind is killed.
+    Made in magray (the C library and the ABI are looked up there, not after the
+    fork); called by :mod:`subprocess` in the forked child, see the module
+    docstring. The supervisor exits with the command's exit code (``128 + N``
+    when signal ``N`` killed it); when it is asked to stop (SIGTERM, SIGINT,
+    SIGHUP) it kills every process the command left behind and exits ``128 + N``.
+
+    Args:
+        read: Paths whose content the command may read and execute.
+        write: Paths beneath which the command may do anything.
+        network: Whether TCP bind/connect stay allowed.
     """
-    if len(argv) < 3 or argv[1] != "--":
-        sys.stderr.write("usage: _landlock.py POLICY_JSON -- PROGRAM [ARGS...]\n")
-        return 2
-    policy = json.loads(argv[0])
-    libc = _libc()
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != int(policy["ppid"]):
-        return 137  # magray died before the flag was set: do not run orphaned
-    if abi_version() < 1:
-        sys.stderr.write("magray sandbox: Landlock is not available\n")
-        return 126
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    helper = os.getpid()
-    child = os.fork()
-    if child == 0:
-        _confine_and_exec(policy, list(argv[2:]), helper)
 
-    def stop(signum: int, _frame: object) -> None:
-        _kill_descendants()
-        os._exit(128 + signum)
+    def __init__(self, read: Sequence[str], write: Sequence[str], *, network: bool) -> None:
+        self.read = tuple(read)
+        self.write = tuple(write)
+        self.network = network
+        self.parent = os.getpid()
+        self.libc = _libc()
+        if abi_version() < 1:
+            raise OSError("Landlock is not available (kernel 5.13+ with the LSM enabled)")
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, stop)
-    _, status = os.waitpid(child, 0)
-    _kill_descendants()
-    return os.waitstatus_to_exitcode(status)
+    def __call__(self) -> None:
+        """In the forked child: supervise (never returns) or, in the command, confine."""
+        self.libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != self.parent:
+            os._exit(137)  # magray died before the flag was set: do not run orphaned
+        self.libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # A SIGCHLD ignored by magray would reap the command before the supervisor
+        # sees it: the default action, and the signals taken synchronously below.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+        supervisor = os.getpid()
+        command = os.fork()
+        if command == 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            self._confine(supervisor)
+            return  # subprocess closes the other descriptors and execs the command
+        code = 126
+        try:
+            os.closerange(3, _max_fd())  # the exec-error pipe and magray's files
+            code = _supervise(command)
+        finally:
+            os._exit(code)
+
+    def _confine(self, supervisor: int) -> None:
+        self.libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != supervisor:
+            os._exit(137)
+        # /proc as a whole would show other processes' environments (magray's own with its
+        # API keys): only this process's entry and the system-wide files are readable.
+        read = [*self.read, f"/proc/{os.getpid()}", *(f"/proc/{n}" for n in _PROC_FILES)]
+        try:
+            restrict(read, self.write, network=self.network)
+        except OSError as exc:
+            os.write(2, f"magray sandbox: Landlock: {exc.strerror or exc}\n".encode())
+            os._exit(126)
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 65536
+
+
+def _supervise(command: int) -> int:
+    """Wait for ``command`` or a stop signal; kill what is left; the exit code to use."""
+    while True:
+        info = signal.sigwaitinfo(_WATCHED)
+        if info.si_signo != signal.SIGCHLD:
+            _kill_descendants()
+            return 128 + info.si_signo
+        try:
+            pid, status = os.waitpid(command, os.WNOHANG)
+        except ChildProcessError:  # reaped already (cannot happen with SIGCHLD default)
+            _kill_descendants()
+            return 126
+        if pid == command:
+            _kill_descendants()
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code

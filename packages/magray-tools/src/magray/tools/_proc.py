@@ -94,6 +94,7 @@ def run_process(
     stdin: bytes | None = None,
     drain_factor: int = 16,
     pass_fds: Sequence[int] = (),
+    preexec: Callable[[], None] | None = None,
 ) -> ProcessResult:
     """Run ``argv`` (no shell) and collect its output.
 
@@ -109,6 +110,8 @@ def run_process(
             ``max_output_bytes`` in total (endless output such as ``yes``).
         pass_fds: Descriptors the child inherits (a todo task's lock, so the lock
             is held as long as any process of the task lives).
+        preexec: Called in the forked child before the exec (the Landlock
+            supervisor); it must not take locks another thread may hold.
 
     Raises:
         ShellError: The program does not exist or cannot be started.
@@ -128,6 +131,9 @@ def run_process(
             # magray itself runs with a private umask (077); what a command creates in
             # the user's workspace gets the user's own umask, as if they ran it.
             umask=fs.user_umask(),
+            # The one preexec_fn (Landlock's supervisor) imports nothing and loads no
+            # library after the fork; os.fork re-initialises the interpreter's locks.
+            preexec_fn=preexec,  # noqa: PLW1509
         )
     except FileNotFoundError:
         raise ShellError(

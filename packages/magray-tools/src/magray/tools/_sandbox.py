@@ -10,13 +10,14 @@ machine offers and runs it through :func:`~magray.tools._proc.run_process`:
   read-only and the write roots writable (their ``.git`` read-only); the
   sandbox dies with magray (``--die-with-parent``; the PID namespace takes every
   process in it along) and runs in its own session without a terminal.
-- ``landlock`` (Linux 5.13+, when user namespaces are off): the stdlib-only
-  helper :mod:`magray.tools._landlock` is re-executed with ``python -I -S``; it
-  forks the command, which sets ``PR_SET_PDEATHSIG`` and ``no_new_privs`` and
-  restricts itself with Landlock (reads: system dirs, read and write roots, its
-  own ``/proc`` entry; writes: write roots and a private temp dir; TCP off;
-  signals and abstract sockets scoped) before it execs; when the command ends
-  or the call is stopped, the helper kills whatever the command left behind.
+- ``landlock`` (Linux 5.13+, when user namespaces are off): the forked child
+  becomes a supervisor (:class:`magray.tools._landlock.Supervised`, run as
+  ``preexec_fn``: no second Python starts); it forks the command, which sets
+  ``PR_SET_PDEATHSIG`` and ``no_new_privs`` and restricts itself with Landlock
+  (reads: system dirs, read and write roots, its own ``/proc`` entry; writes:
+  write roots and a private temp dir; TCP off; signals and abstract sockets
+  scoped) before it execs; when the command ends or the call is stopped, the
+  supervisor kills whatever the command left behind.
 - ``seatbelt`` (macOS): ``/usr/bin/sandbox-exec -p PROFILE`` with the profile
   from :func:`magray.tools._seatbelt.seatbelt_profile` (same rules).
 - ``none``: no confinement; the shell tool then asks for every command that is
@@ -34,7 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -311,12 +312,8 @@ def _bwrap_mounts(binary: str, conf: Confinement, path_var: str) -> tuple[str, .
     return tuple(out)
 
 
-def landlock_argv(
-    argv: Sequence[str], conf: Confinement, *, private: Path, path_var: str
-) -> list[str]:
-    """``argv`` behind the Landlock re-exec helper."""
-    import json
-
+def landlock_supervisor(conf: Confinement, *, private: Path, path_var: str) -> _landlock.Supervised:
+    """The ``preexec_fn`` that confines a command with Landlock under ``conf``."""
     read = [*SYSTEM_DIRS, "/dev", *map(str, _runtime_dirs(path_var))]
     read += [str(p) for p in (*conf.extra_read, *conf.read_roots)]
     write = [str(private), "/dev/null", "/dev/tty"]
@@ -324,9 +321,7 @@ def landlock_argv(
         write += [str(r) for r in conf.write_roots]
     else:
         read += [str(r) for r in conf.write_roots]
-    policy = {"ppid": os.getpid(), "read": read, "write": write, "network": conf.network}
-    script = str(Path(_landlock.__file__).resolve())
-    return [sys.executable, "-I", "-S", script, json.dumps(policy), "--", *argv]
+    return _landlock.Supervised(read, write, network=conf.network)
 
 
 # ---------------------------------------------------------------------- launching
@@ -412,6 +407,7 @@ def run_confined(
     program = _resolve_program(argv[0], path_var, cwd)
     target = [program, *argv[1:]]
     full = conf.mode == "full"
+    preexec: Callable[[], None] | None = None
     if mech.name == "bwrap" and mech.binary:
         home, tmp = (os.path.expanduser("~"), None) if full else (SANDBOX_HOME, "/tmp")
         wrapped = bwrap_argv(mech.binary, target, conf, cwd, path_var=path_var)
@@ -422,7 +418,15 @@ def run_confined(
             wrapped = target
             home = os.path.expanduser("~") if full else home
         elif mech.name == "landlock":
-            wrapped = landlock_argv(target, conf, private=private, path_var=path_var)
+            wrapped = target
+            try:
+                preexec = landlock_supervisor(conf, private=private, path_var=path_var)
+            except OSError as exc:
+                raise ShellError(
+                    f"Landlock cannot confine commands here: {exc}",
+                    hint="set tools.sandbox_mechanism = 'auto' (or 'none' to run unconfined)",
+                    code="tool.sandbox.unavailable",
+                ) from None
         else:
             from magray.tools._seatbelt import seatbelt_profile
 
@@ -438,5 +442,6 @@ def run_confined(
         cancel=cancel,
         stdin=stdin,
         pass_fds=pass_fds,
+        preexec=preexec,
     )
     return dataclasses.replace(result, argv=tuple(argv), sandbox=mech.name, mode=conf.mode)
