@@ -19,7 +19,8 @@ from importlib.metadata import version as _version
 from magray.memory._cache import EmbeddingCache, text_hash
 from magray.memory._chunk import fit_to_window, iter_passages, split_passages
 from magray.memory._dsn import redact_dsn
-from magray.memory._ingest import FileResult, Ingest, IngestReport, iter_files
+from magray.memory._files import iter_files
+from magray.memory._ingest import FileResult, Ingest, IngestReport
 from magray.memory._plugins import load_embedder, load_reranker
 from magray.memory._scoring import Explanation, PromotionPolicy
 from magray.memory._store import MemoryStore

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from magray.memory._index import HNSWParams
+from magray.memory._layerindex import HNSWParams
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,17 +14,10 @@ from typing import Any
 import numpy as np
 
 from magray.common.log import get_logger
-from magray.memory._columns import (
-    MISSING,
-    LayerMeta,
-    MetaRow,
-    SavedColumn,
-    SavedColumns,
-    save_columns,
-    saved_keys,
-)
+from magray.memory._columns import MISSING, LayerMeta, MetaRow, SavedColumn
 from magray.memory._index import IndexLoadError
 from magray.memory._localcore import LocalCore
+from magray.memory._savedcols import SavedColumns, save_columns, saved_keys
 from magray.memory._sqlite import RecordDB
 
 __all__ = ["LayerColumns"]

@@ -37,8 +37,9 @@ from magray.memory._access import AccessLog
 from magray.memory._backend import BackendConfig, NewRecord
 from magray.memory._cache import HitRowCache
 from magray.memory._columns import LayerMeta
-from magray.memory._index import IndexFiles, IndexLoadError, LayerIndex
+from magray.memory._index import IndexFiles, IndexLoadError
 from magray.memory._integrity import Integrity
+from magray.memory._layerindex import LayerIndex
 from magray.memory._sqlite import RecordDB
 
 __all__ = ["BackendConfig", "LocalBackend", "NewRecord"]

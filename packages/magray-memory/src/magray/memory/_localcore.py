@@ -27,7 +27,8 @@ from magray.memory._access import AccessLog
 from magray.memory._backend import BackendConfig
 from magray.memory._cache import HitRowCache
 from magray.memory._columns import LayerMeta
-from magray.memory._index import IndexFiles, LayerIndex
+from magray.memory._index import IndexFiles
+from magray.memory._layerindex import LayerIndex
 from magray.memory._sql import SQLITE
 from magray.memory._sqlite import RecordDB
 from magray.memory._sqlrecords import SqlRecords

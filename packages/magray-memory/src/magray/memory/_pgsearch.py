@@ -18,7 +18,7 @@ import numpy as np
 
 from magray.memory._columns import uses_access_fields
 from magray.memory._filters import compile_where
-from magray.memory._index import auto_ef_search
+from magray.memory._layerindex import auto_ef_search
 from magray.memory._pgcore import PgCore
 from magray.memory._sql import POSTGRES
 from magray.memory._types import Hit, Layer

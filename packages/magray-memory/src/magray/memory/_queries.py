@@ -21,7 +21,7 @@ from magray.common.log import get_logger
 from magray.memory._access import fold
 from magray.memory._columns import RECORD_FIELDS, filter_keys
 from magray.memory._filters import ACCESS_FIELDS, compile_where
-from magray.memory._index import LayerIndex
+from magray.memory._layerindex import LayerIndex
 from magray.memory._sql import SQLITE
 from magray.memory._sqlite import loads_metadata, record_columns
 from magray.memory._types import Hit, Layer

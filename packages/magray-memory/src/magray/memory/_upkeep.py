@@ -15,8 +15,9 @@ import numpy as np
 
 from magray.common.log import get_logger
 from magray.memory._columns import LayerMeta, MetaRow
-from magray.memory._index import FLAT, HNSW, IndexLoadError, LayerIndex
+from magray.memory._index import IndexLoadError
 from magray.memory._layercols import LayerColumns
+from magray.memory._layerindex import FLAT, HNSW, LayerIndex
 
 __all__ = ["IndexUpkeep"]
 
