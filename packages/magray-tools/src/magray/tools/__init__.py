@@ -28,9 +28,10 @@ from magray.tools._model import (
     approve_all,
     deny_all,
 )
-from magray.tools._policy import Policy, Rule, is_secret_env, load_policy_file
+from magray.tools._policy import Policy, is_secret_env
 from magray.tools._proc import ProcessResult, run_process
 from magray.tools._registry import ENTRY_POINT_GROUP, Decision, LoadError, ToolRegistry
+from magray.tools._rules import Rule, load_policy_file
 from magray.tools._sandbox import (
     MODES,
     Confinement,

@@ -30,7 +30,7 @@ from magray.common.errors import MagrayError, ToolError
 from magray.common.log import get_logger
 from magray.common.metrics import MetricsRegistry, default_registry
 from magray.tools._model import Action, ConfirmRequest, Tool, ToolContext, ToolResult
-from magray.tools._policy import Rule
+from magray.tools._rules import Rule
 from magray.tools.errors import (
     PolicyDeniedError,
     ToolArgsError,

@@ -2,7 +2,7 @@
 (see this package's pyproject.toml), exactly like third-party plugins do."""
 
 from magray.tools.builtin._classify import Verdict, classify
-from magray.tools.builtin._files import FileEdit, FileGlob, FileGrep, FileList, FileRead, FileWrite
+from magray.tools.builtin._files import FileEdit, FileRead, FileWrite
 from magray.tools.builtin._git import (
     GitAdd,
     GitBranch,
@@ -21,6 +21,7 @@ from magray.tools.builtin._search import (
     load_provider,
 )
 from magray.tools.builtin._shell import ShellRun
+from magray.tools.builtin._tree import FileGlob, FileGrep, FileList
 from magray.tools.builtin._web import WebFetch, check_url
 
 __all__ = [
