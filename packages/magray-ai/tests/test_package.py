@@ -14,3 +14,9 @@ def test_version_matches_distribution() -> None:
 def test_all_names_exist() -> None:
     for name in magray.ai.__all__:
         assert hasattr(magray.ai, name), name
+
+
+def test_lazy_exports_cover_all() -> None:
+    """Every public name has a home in the lazy table, and every home exports its name."""
+    assert set(magray.ai._EXPORTS) | {"__version__"} == set(magray.ai.__all__)
+    assert set(dir(magray.ai)) >= set(magray.ai.__all__)

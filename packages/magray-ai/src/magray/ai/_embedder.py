@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from magray.ai._cache import EmbeddingCache
 from magray.ai._fallback import Backend, FallbackManager
-from magray.ai._providers import OrtBackend, SessionConfig, select_providers
+from magray.ai._providers import (
+    OrtBackend,
+    SessionConfig,
+    select_providers,
+    session_config_from,
+)
 from magray.ai._registry import ModelCard, ModelRegistry, ResolvedModel
 from magray.ai._tokenizer import Encoded, TextTokenizer
 from magray.ai.errors import ModelVerificationError
@@ -22,7 +28,9 @@ from magray.common.metrics import MetricsRegistry, default_registry
 if TYPE_CHECKING:
     from magray.common.settings import AISettings
 
-__all__ = ["Embedder", "pool", "validate_texts"]
+__all__ = ["Embedder", "build_backends", "make_manager", "pool", "validate_texts"]
+
+_T = TypeVar("_T")
 
 _log = logging.getLogger("magray.ai.embedder")
 
@@ -113,17 +121,75 @@ def build_backends(
     names, _ = _output_selector(resolved.card.output)
     return [
         _FeedFilteringBackend(
-            OrtBackend(resolved.model_path, provider, config=config, output_names=names)
+            OrtBackend(
+                resolved.model_path,
+                provider,
+                config=config,
+                output_names=names,
+                model_sha256=resolved.card.sha256,
+            )
         )
         for provider in providers
     ]
+
+
+def make_manager(
+    resolved: ResolvedModel,
+    *,
+    backends: Sequence[Backend] | None,
+    providers: Sequence[str] | None,
+    force_cpu: bool,
+    session_config: SessionConfig | None,
+    failure_threshold: int,
+    cooldown_s: float,
+    timeout_s: float | None,
+    clock: Callable[[], float],
+    metrics: MetricsRegistry,
+) -> FallbackManager:
+    """The fallback manager over ``backends``, or over one backend per selected provider."""
+    if backends is None:
+        chosen = select_providers(force_cpu=force_cpu, preferred=list(providers or ()))
+        backends = build_backends(
+            resolved, providers=chosen, config=session_config or SessionConfig()
+        )
+    return FallbackManager(
+        backends,
+        failure_threshold=failure_threshold,
+        cooldown_s=cooldown_s,
+        timeout_s=timeout_s,
+        clock=clock,
+        metrics=metrics,
+    )
+
+
+class _Lazy(Generic[_T]):
+    """A value made by ``factory`` on first use, once, whichever thread asks first."""
+
+    def __init__(self, factory: Callable[[], _T]) -> None:
+        self._factory: Callable[[], _T] | None = factory
+        self._value: _T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def made(self) -> bool:
+        return self._factory is None
+
+    def get(self) -> _T:
+        if self._factory is not None:
+            with self._lock:
+                if self._factory is not None:
+                    self._value = self._factory()
+                    self._factory = None
+        return self._value  # type: ignore[return-value]
 
 
 class Embedder:
     """Turns texts into L2-normalised float32 vectors with an ONNX sentence-embedding model.
 
     Thread-safe: ONNX Runtime sessions run concurrently, the cache has its own
-    lock, and nothing holds a lock across inference.
+    lock, and nothing holds a lock across inference. The tokenizer, the provider
+    selection and the sessions are made on first use, so building an embedder is
+    cheap and texts found in the cache never load them.
 
     Args:
         model: Registry name (``"default"`` = the default embedding model) or a
@@ -187,21 +253,26 @@ class Embedder:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.max_tokens = min(max_tokens or self.card.max_tokens, self.card.max_tokens)
-        self.tokenizer = TextTokenizer(resolved.tokenizer_path, max_tokens=self.max_tokens)
         self._metrics = metrics or default_registry()
         self.cache = EmbeddingCache(cache_entries, metrics=self._metrics)
-        if backends is None:
-            chosen = select_providers(force_cpu=force_cpu, preferred=list(providers or ()))
-            backends = build_backends(
-                resolved, providers=chosen, config=session_config or SessionConfig()
+        # Tokenizer, providers and sessions are made when first needed: a process whose
+        # texts all come from a cache never imports onnxruntime or parses tokenizer.json.
+        max_len = self.max_tokens
+        self._tokenizer = _Lazy(lambda: TextTokenizer(resolved.tokenizer_path, max_tokens=max_len))
+        metrics_registry = self._metrics
+        self._manager = _Lazy(
+            lambda: make_manager(
+                resolved,
+                backends=backends,
+                providers=providers,
+                force_cpu=force_cpu,
+                session_config=session_config,
+                failure_threshold=failure_threshold,
+                cooldown_s=cooldown_s,
+                timeout_s=timeout_s,
+                clock=clock,
+                metrics=metrics_registry,
             )
-        self.manager = FallbackManager(
-            backends,
-            failure_threshold=failure_threshold,
-            cooldown_s=cooldown_s,
-            timeout_s=timeout_s,
-            clock=clock,
-            metrics=self._metrics,
         )
         _, self._output_index = _output_selector(self.card.output)
 
@@ -218,11 +289,7 @@ class Embedder:
             "registry": ModelRegistry(models_dir=settings.models_dir),
             "providers": settings.providers,
             "force_cpu": settings.force_cpu,
-            "session_config": SessionConfig(
-                intra_op_threads=settings.intra_op_threads,
-                graph_optimization=settings.graph_optimization,
-                memory_arena=settings.memory_arena,
-            ),
+            "session_config": session_config_from(settings),
             "batch_size": settings.batch_size,
             "max_tokens": settings.max_tokens,
             "cache_entries": settings.cache_entries,
@@ -234,6 +301,16 @@ class Embedder:
         return cls(model or settings.embedding_model, **options)
 
     # ------------------------------------------------------------------ API
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        """The model's tokenizer (read from ``tokenizer.json`` on first use)."""
+        return self._tokenizer.get()
+
+    @property
+    def manager(self) -> FallbackManager:
+        """The fallback manager over the execution providers (made on first use)."""
+        return self._manager.get()
+
     @property
     def model_id(self) -> str:
         """Stable id of model + variant + weights hash (stored with vectors)."""
@@ -295,7 +372,8 @@ class Embedder:
         }
 
     def close(self) -> None:
-        self.manager.close()
+        if self._manager.made:
+            self.manager.close()
 
     # ------------------------------------------------------------------ internals
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:

@@ -11,10 +11,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.ai.errors import ModelVerificationError, ProviderUnavailableError
 from magray.common.errors import DependencyMissingError, InvalidInputError
+
+if TYPE_CHECKING:
+    from magray.common.settings import AISettings
 
 __all__ = [
     "CPU",
@@ -23,6 +26,7 @@ __all__ = [
     "SessionConfig",
     "available_providers",
     "select_providers",
+    "session_config_from",
 ]
 
 CPU = "CPUExecutionProvider"
@@ -84,12 +88,17 @@ class SessionConfig:
         inter_op_threads: Threads across operators (sequential execution uses 1).
         graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
         memory_arena: Keep ONNX Runtime's CPU memory arena (faster repeated runs).
+        cache_dir: Where CPU sessions keep their optimised graph, so later processes
+            skip the optimiser (``None`` = no cache; :meth:`Embedder.from_settings
+            <magray.ai.Embedder.from_settings>` uses ``<cache dir>/ai/onnx``). See
+            :mod:`magray.ai._session_cache`.
     """
 
     intra_op_threads: int = 0
     inter_op_threads: int = 1
     graph_optimization: str = "all"
     memory_arena: bool = True
+    cache_dir: Path | None = None
 
     def session_options(self) -> Any:
         ort = _ort()
@@ -113,6 +122,19 @@ class SessionConfig:
         return options
 
 
+def session_config_from(settings: AISettings) -> SessionConfig:
+    """The session options of the ``[ai]`` settings, with the optimised-graph cache in
+    magray's cache directory (``$MAGRAY_HOME/cache/ai/onnx`` when ``MAGRAY_HOME`` is set)."""
+    from magray.common import paths
+
+    return SessionConfig(
+        intra_op_threads=settings.intra_op_threads,
+        graph_optimization=settings.graph_optimization,
+        memory_arena=settings.memory_arena,
+        cache_dir=paths.cache_dir() / "ai" / "onnx",
+    )
+
+
 class OrtBackend:
     """One ONNX Runtime session on one execution provider, created on first use.
 
@@ -128,11 +150,13 @@ class OrtBackend:
         *,
         config: SessionConfig | None = None,
         output_names: Sequence[str] | None = None,
+        model_sha256: str | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.provider = provider
         self.config = config or SessionConfig()
         self.output_names = list(output_names) if output_names else None
+        self.model_sha256 = model_sha256
         self._session: Any = None
         self._lock = threading.Lock()
 
@@ -146,7 +170,10 @@ class OrtBackend:
             with self._lock:
                 if self._session is None:
                     self._session = load_session(
-                        self.model_path, [self.provider], config=self.config
+                        self.model_path,
+                        [self.provider],
+                        config=self.config,
+                        model_sha256=self.model_sha256,
                     )
         return self._session
 
@@ -158,18 +185,41 @@ class OrtBackend:
         return list(self.session.run(self.output_names, dict(feeds)))
 
 
-def load_session(path: Path, providers: Sequence[str], *, config: SessionConfig) -> Any:
-    """An ``InferenceSession`` on ``providers`` (+CPU), with a clear error for a bad file."""
-    ort = _ort()
+def load_session(
+    path: Path,
+    providers: Sequence[str],
+    *,
+    config: SessionConfig,
+    model_sha256: str | None = None,
+) -> Any:
+    """An ``InferenceSession`` on ``providers`` (+CPU), with a clear error for a bad file.
+
+    A CPU-only session with ``config.cache_dir`` set loads the optimised graph cached
+    there (building it on first use); ``model_sha256`` (the card's) names the model in
+    the cache key, else the file is hashed.
+    """
     chosen = list(providers)
     if CPU not in chosen:
         chosen.append(CPU)
-    try:
-        session = ort.InferenceSession(
-            str(path), sess_options=config.session_options(), providers=chosen
+
+    def create(model: Path, options: Any) -> Any:
+        return _create_session(model, chosen, options)
+
+    if config.cache_dir is not None and chosen == [CPU] and config.graph_optimization != "disable":
+        from magray.ai._session_cache import SessionCache
+
+        return SessionCache(config.cache_dir).load(
+            path, config=config, providers=chosen, model_sha256=model_sha256, create=create
         )
+    return create(path, config.session_options())
+
+
+def _create_session(path: Path, chosen: list[str], options: Any) -> Any:
+    ort = _ort()
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as exc:
-        if providers and providers[0] != CPU:
+        if chosen[0] != CPU:
             raise  # a provider problem: let the fallback manager see the real error
         raise ModelVerificationError(
             f"ONNX Runtime cannot load {path}: {exc}",

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from magray.ai._embedder import build_backends, validate_texts
-from magray.ai._fallback import Backend, FallbackManager
-from magray.ai._providers import SessionConfig, select_providers
+from magray.ai._embedder import make_manager, validate_texts
+from magray.ai._fallback import Backend
+from magray.ai._providers import SessionConfig, session_config_from
 from magray.ai._registry import ModelRegistry, ResolvedModel
 from magray.ai._tokenizer import TextTokenizer
 from magray.ai.errors import ModelNotFoundError, ModelVerificationError
@@ -88,13 +88,12 @@ class Reranker:
             max_tokens=min(max_tokens or self.card.max_tokens, self.card.max_tokens),
         )
         self._metrics = metrics or default_registry()
-        if backends is None:
-            chosen = select_providers(force_cpu=force_cpu, preferred=list(providers or ()))
-            backends = build_backends(
-                resolved, providers=chosen, config=session_config or SessionConfig()
-            )
-        self.manager = FallbackManager(
-            backends,
+        self.manager = make_manager(
+            resolved,
+            backends=backends,
+            providers=providers,
+            force_cpu=force_cpu,
+            session_config=session_config,
             failure_threshold=failure_threshold,
             cooldown_s=cooldown_s,
             timeout_s=timeout_s,
@@ -116,11 +115,7 @@ class Reranker:
             "registry": registry,
             "providers": settings.providers,
             "force_cpu": settings.force_cpu,
-            "session_config": SessionConfig(
-                intra_op_threads=settings.intra_op_threads,
-                graph_optimization=settings.graph_optimization,
-                memory_arena=settings.memory_arena,
-            ),
+            "session_config": session_config_from(settings),
             "batch_size": settings.batch_size,
             "failure_threshold": settings.breaker_failure_threshold,
             "cooldown_s": settings.breaker_cooldown_s,
