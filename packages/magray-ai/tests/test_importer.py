@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from magray.ai import Embedder, ModelRegistry, Reranker
-from magray.ai._importer import import_folder, read_safetensors
+from magray.ai._importer import import_folder
+from magray.ai._safetensors import read_safetensors
 from magray.ai.errors import ConversionError
 
 
