@@ -205,11 +205,8 @@ class ToolRegistry:
         try:
             tool, parsed, call_ctx = self._prepare(name, args, ctx, start)
             result = tool.run(parsed, call_ctx)
-        except MagrayError as exc:
-            result = ToolResult.failure(exc)
         except Exception as exc:
-            _log.exception("tool crashed", tool=name)
-            result = ToolResult.failure(_crash(name, exc))
+            result = _failed(name, exc)
         return self._finish(name, result, ctx, start)
 
     async def acall(
@@ -220,11 +217,8 @@ class ToolRegistry:
         try:
             tool, parsed, call_ctx = self._prepare(name, args, ctx, start)
             result = await tool.arun(parsed, call_ctx)
-        except MagrayError as exc:
-            result = ToolResult.failure(exc)
         except Exception as exc:
-            _log.exception("tool crashed", tool=name)
-            result = ToolResult.failure(_crash(name, exc))
+            result = _failed(name, exc)
         return self._finish(name, result, ctx, start)
 
     def decide(self, name: str, args: Mapping[str, Any] | str | None, ctx: ToolContext) -> Decision:
@@ -382,6 +376,14 @@ def _rule_values(tool: Tool[Any], args: BaseModel, ctx: ToolContext) -> dict[str
                     forms.append(str(ctx.policy.resolve(raw, cwd=ctx.workspace)))
         out[key] = forms
     return out
+
+
+def _failed(name: str, exc: Exception) -> ToolResult:
+    """The result of a call that raised (called in its ``except``): the error, or a crash."""
+    if isinstance(exc, MagrayError):
+        return ToolResult.failure(exc)
+    _log.exception("tool crashed", tool=name)
+    return ToolResult.failure(_crash(name, exc))
 
 
 def _crash(name: str, exc: Exception) -> ToolError:
