@@ -193,6 +193,24 @@ def test_stale_entries_are_replaced(tiny_model, tmp_path, monkeypatch) -> None:
     assert newest not in (old, new)
 
 
+def test_entries_of_removed_models_are_pruned(tiny_bert, tiny_model, tmp_path) -> None:
+    root = tmp_path / "cache"
+    config = SessionConfig(cache_dir=root)
+    for _ in range(2):
+        load_session(tiny_model.model_path, [CPU], config=config)
+    (removed,) = _entries(root)
+    registry = ModelRegistry(models_dir=tmp_path / "models")
+    registry.remove("tiny")
+    other_folder = tmp_path / "other"
+    other_folder.mkdir()
+    folder, _ = tiny_bert.make_folder(other_folder, head=False, seed=1)
+    import_folder(registry, folder, name="tiny-2", task="embed")
+    for _ in range(2):
+        load_session(registry.resolve("tiny-2").model_path, [CPU], config=config)
+    (kept,) = _entries(root)
+    assert kept != removed
+
+
 def test_unusable_graph_is_remembered_and_the_original_used(tiny_model, tmp_path, monkeypatch):
     """A saved graph whose outputs differ is never published; the key remembers it."""
     from magray.ai import _session_cache

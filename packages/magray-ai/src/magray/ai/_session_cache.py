@@ -315,7 +315,8 @@ class SessionCache:
 
     def _prune(self, fields: dict[str, Any], *, keep: Path) -> None:
         """Remove entries of the same model file made stale by a changed model, runtime or
-        CPU, and build directories a crashed process left behind."""
+        CPU, entries whose model file is gone (a removed user model), and build
+        directories a crashed process left behind."""
         same = ("source_checksum", "source_size", "source_mtime_ns", "onnxruntime", "cpu")
         for path in self.root.iterdir():
             if path == keep:
@@ -334,9 +335,9 @@ class SessionCache:
                 other = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))["fields"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # checked (and replaced) when its own key is looked up
-            if other.get("source") == fields["source"] and any(
-                other.get(k) != fields[k] for k in same
-            ):
+            source = other.get("source")
+            stale = source == fields["source"] and any(other.get(k) != fields[k] for k in same)
+            if stale or not (isinstance(source, str) and Path(source).is_file()):
                 _remove(path)
 
 
