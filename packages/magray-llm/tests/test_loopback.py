@@ -492,6 +492,26 @@ def test_a_missing_key_fails_at_once_naming_the_variable(
     assert metrics.snapshot()["counters"]["llm.errors{code=llm.auth,model=openai/gpt-4o-mini}"] == 1
 
 
+def test_a_key_passed_with_the_call_counts_and_is_masked(
+    server: Any, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
+) -> None:
+    """``complete(..., api_base=, api_key=)`` (magray.llm.testing's own example) is not refused
+    for want of OPENAI_API_KEY, sends that key, and a provider echoing it gets it masked."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server.script("my-model", lb.text("hello"), lb.error(401, "bad key sk-call-secret"))
+    section = LLMSettings(model="openai/my-model")
+    client = LLMClient(settings=section, sleep=sleeps.append, metrics=MetricsRegistry())
+    reply = client.complete("hi", api_base=server.api_base, api_key="sk-call-secret")
+    assert reply.text == "hello"
+    assert server.headers[0]["authorization"] == "Bearer sk-call-secret"
+    with pytest.raises(LLMAuthError) as info:
+        client.complete("again", api_base=server.api_base, api_key="sk-call-secret")
+    assert "sk-call-secret" not in str(info.value)
+    with pytest.raises(LLMAuthError):  # no key with the call, none configured: still refused
+        client.complete("hi")
+    assert len(server.requests) == 2
+
+
 def _auth_failure_with_key_env(server: Any, sleeps: list[float]) -> Any:
     section = LLMSettings(
         model="openai/main",

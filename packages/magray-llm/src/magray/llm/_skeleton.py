@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -171,17 +171,18 @@ class CallSkeleton:
         attempts: list[dict[str, Any]] = []
         last: LLMError | None = None
         for index, cfg in enumerate(chain):
+            keyed = _with_call_key(cfg, ask.params)
             if index > 0:
                 self._metrics.counter("llm.fallbacks", model=cfg.model).inc()
                 _log.info("llm.fallback", model=cfg.model, after=chain[index - 1].model)
             for retry in range(self.retry.max_retries + 1):
                 start = self._clock()
                 try:
-                    _require_key(cfg)
+                    _require_key(keyed)
                     transport = self._transport(cfg, ask.params)
                     response = yield Send(transport, ask.kwargs(self._prepare(cfg)), ask.stream)
                 except Exception as exc:
-                    err = _mapped(exc, cfg)
+                    err = _mapped(exc, keyed)
                     self._record_error(cfg.model, err, (self._clock() - start) * 1000)
                     attempts.append(
                         {"model": cfg.model, "outcome": err.code, "message": err.message}
@@ -371,6 +372,19 @@ class CallSkeleton:
                 raise InvalidInputError("pass either tools or response_model, not both")
             return self._structured(msgs, response_model, model, params)
         return self._request(Ask(msgs, tools, model, params, stream))
+
+
+def _with_call_key(cfg: ModelConfig, params: dict[str, Any]) -> ModelConfig:
+    """``cfg`` with the ``api_key``/``api_base`` the call passed (params win over the config).
+
+    Used for the key check and the error mapping only: a key passed to
+    ``complete(..., api_key=...)`` satisfies the check (it was refused with "OPENAI_API_KEY
+    is not set") and is redacted from error messages like a configured one.
+    """
+    key, base = params.get("api_key"), params.get("api_base")
+    if not key and not base:
+        return cfg
+    return replace(cfg, api_key=key or cfg.api_key, api_base=base or cfg.api_base)
 
 
 def _require_key(cfg: ModelConfig) -> None:
