@@ -78,8 +78,9 @@ def _libc() -> ctypes.CDLL:
     return libc
 
 
+@functools.cache
 def abi_version() -> int:
-    """The kernel's Landlock ABI (0 when Landlock is missing or disabled)."""
+    """The kernel's Landlock ABI (0 when Landlock is missing or disabled; asked once)."""
     if not sys.platform.startswith("linux"):
         return 0
     abi = _libc().syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)

@@ -314,6 +314,15 @@ def _bwrap_mounts(binary: str, conf: Confinement, path_var: str) -> tuple[str, .
 
 def landlock_supervisor(conf: Confinement, *, private: Path, path_var: str) -> _landlock.Supervised:
     """The ``preexec_fn`` that confines a command with Landlock under ``conf``."""
+    read, write = _landlock_paths(conf, private, path_var)
+    return _landlock.Supervised(read, write, network=conf.network)
+
+
+@functools.lru_cache(maxsize=32)
+def _landlock_paths(
+    conf: Confinement, private: Path, path_var: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a Landlock-confined command may read and write (cached like bwrap's options)."""
     read = [*SYSTEM_DIRS, "/dev", *map(str, _runtime_dirs(path_var))]
     read += [str(p) for p in (*conf.extra_read, *conf.read_roots)]
     write = [str(private), "/dev/null", "/dev/tty"]
@@ -321,7 +330,7 @@ def landlock_supervisor(conf: Confinement, *, private: Path, path_var: str) -> _
         write += [str(r) for r in conf.write_roots]
     else:
         read += [str(r) for r in conf.write_roots]
-    return _landlock.Supervised(read, write, network=conf.network)
+    return tuple(read), tuple(write)
 
 
 # ---------------------------------------------------------------------- launching
