@@ -20,7 +20,6 @@ The class is layered over modules of one responsibility each (see ``_localcore``
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -255,70 +254,41 @@ class LocalBackend(Integrity):
             after["index"] = self.files.size()
             return {"tombstones_dropped": dropped, "bytes_before": before, "bytes_after": after}
 
-    def reembed(
-        self,
-        embed: Callable[[list[str]], np.ndarray],
-        *,
-        model_id: str,
-        dim: int,
-        batch_size: int = 64,
-        progress: Callable[[int, int], None] | None = None,
-        now: float,
-    ) -> int:
-        """Re-embed every record not yet on ``model_id``/``dim``; resumable after a crash."""
+    # ------------------------------------------------------------ re-embedding (see SqlRecords)
+    def _reembed_begin(self) -> None:
         self._writable("be re-embedded")
         with self._mutex:
             self._flush_touches()
-        conn = self.db.conn
-        total = int(
-            conn.execute(
-                "SELECT count(*) FROM records WHERE model_id != ? OR dim != ?", (model_id, dim)
-            ).fetchone()[0]
-        )
-        done = 0
-        if progress:
-            progress(0, total)
-        while True:
-            with self._mutex:
-                rows = conn.execute(
-                    "SELECT label, text FROM records WHERE model_id != ? OR dim != ? "
-                    "ORDER BY label LIMIT ?",
-                    (model_id, dim, batch_size),
-                ).fetchall()
-            if not rows:
-                break
-            vectors = embed([text for _, text in rows])
-            with self._mutex, self.db.write() as wconn:
-                wconn.executemany(
-                    "UPDATE vectors SET vector = ? WHERE label = ?",
-                    [
-                        (np.asarray(v, np.float32).tobytes(), label)
-                        for (label, _), v in zip(rows, vectors, strict=True)
-                    ],
-                )
-                wconn.executemany(
-                    "UPDATE records SET model_id = ?, dim = ? WHERE label = ?",
-                    [(model_id, dim, label) for label, _ in rows],
-                )
-            done += len(rows)
-            if progress:
-                progress(done, total)
+
+    def _store_vectors(
+        self, labels: list[int], vectors: np.ndarray, *, model_id: str, dim: int
+    ) -> None:
+        with self._mutex, self.db.write() as conn:
+            conn.executemany(
+                "UPDATE vectors SET vector = ? WHERE label = ?",
+                [
+                    (np.asarray(v, np.float32).tobytes(), label)
+                    for label, v in zip(labels, vectors, strict=True)
+                ],
+            )
+            conn.executemany(
+                "UPDATE records SET model_id = ?, dim = ? WHERE label = ?",
+                [(model_id, dim, label) for label in labels],
+            )
+
+    def _reembed_end(self, *, model_id: str, dim: int, now: float, done: int) -> None:
         with self._mutex:
-            with self.db.write() as wconn:
-                RecordDB.set_meta(wconn, "model_id", model_id)
-                RecordDB.set_meta(wconn, "dim", str(dim))
-                RecordDB.set_meta(wconn, "index_epoch", str(self.db.epoch() + 1))
-                wconn.execute(
-                    "INSERT INTO history (record_id, event, at, layer, details) "
-                    "VALUES ('*', 'reindex', ?, NULL, ?)",
-                    (now, json.dumps({"model_id": model_id, "dim": dim, "records": done})),
-                )
+            with self.db.write() as conn:
+                RecordDB.set_meta(conn, "model_id", model_id)
+                RecordDB.set_meta(conn, "dim", str(dim))
+                RecordDB.set_meta(conn, "index_epoch", str(self.db.epoch() + 1))
+                details = {"model_id": model_id, "dim": dim, "records": done}
+                self._log(conn, "*", "reindex", now, layer=None, details=details)
             version = self.db.data_version()  # before the rebuild reads (see _after_write)
             self.rebuild()
             self.save_index(force=True)
             self._data_version = version
             self.status = {"index": "rebuilt", "reason": "reindex"}
-        return done
 
     def close(self) -> None:
         with self._mutex:

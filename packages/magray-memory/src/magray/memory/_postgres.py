@@ -13,7 +13,6 @@ the shared record operations in ``_sqlrecords``) → ``_pgsearch`` (search) → 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,64 +170,42 @@ class PostgresBackend(PgSearch):
             "bytes_after": self.stats()["bytes"],
         }
 
-    def reembed(
-        self,
-        embed: Callable[[list[str]], np.ndarray],
-        *,
-        model_id: str,
-        dim: int,
-        batch_size: int = 64,
-        progress: Callable[[int, int], None] | None = None,
-        now: float,
-    ) -> int:
-        """Re-embed every record not yet on ``model_id``/``dim``; resumable after a crash."""
+    # ------------------------------------------------------------ re-embedding (see SqlRecords)
+    def _reembed_begin(self) -> None:
         self.flush()
-        with self._tx() as conn:
+
+        def untype(conn: Any) -> None:
             # An untyped column takes vectors of any dim while the store moves between models.
             conn.execute(f"DROP INDEX IF EXISTS {self._s}.records_embedding")
             conn.execute(f"ALTER TABLE {self._s}.records ALTER COLUMN embedding TYPE vector")
-            total = conn.execute(
-                f"SELECT count(*) FROM {self._s}.records WHERE model_id != %s OR dim != %s",
-                (model_id, dim),
-            ).fetchone()[0]
-        done = 0
-        if progress:
-            progress(0, total)
-        while True:
-            with self._tx() as conn:
-                rows = conn.execute(
-                    f"SELECT id, text FROM {self._s}.records WHERE model_id != %s OR dim != %s "
-                    "ORDER BY label LIMIT %s",
-                    (model_id, dim, batch_size),
-                ).fetchall()
-            if not rows:
-                break
-            vectors = embed([text for _, text in rows])
-            with self._tx() as conn, conn.cursor() as cur:
-                cur.executemany(
-                    f"UPDATE {self._s}.records SET embedding = %s, model_id = %s, dim = %s "
-                    "WHERE id = %s",
-                    [
-                        (np.asarray(v, np.float32), model_id, dim, record_id)
-                        for (record_id, _), v in zip(rows, vectors, strict=True)
-                    ],
-                )
-            done += len(rows)
-            if progress:
-                progress(done, total)
-        with self._tx(lock=True) as conn:
+
+        self._run(untype)
+
+    def _store_vectors(
+        self, labels: list[int], vectors: np.ndarray, *, model_id: str, dim: int
+    ) -> None:
+        rows = [
+            (np.asarray(v, np.float32), model_id, dim, label)
+            for label, v in zip(labels, vectors, strict=True)
+        ]
+        self._run(
+            lambda conn: self.dialect.executemany(
+                conn,
+                f"UPDATE {self._s}.records SET embedding = %s, model_id = %s, dim = %s "
+                "WHERE label = %s",
+                rows,
+            )
+        )
+
+    def _reembed_end(self, *, model_id: str, dim: int, now: float, done: int) -> None:
+        def pin(conn: Any) -> None:
             self._set_meta(conn, "model_id", model_id)
             self._set_meta(conn, "dim", str(dim))
             self._index_for_dim(conn, dim)
-            self._log(
-                conn,
-                "*",
-                "reindex",
-                now,
-                layer=None,
-                details={"model_id": model_id, "dim": dim, "records": done},
-            )
-        return done
+            details = {"model_id": model_id, "dim": dim, "records": done}
+            self._log(conn, "*", "reindex", now, layer=None, details=details)
+
+        self._run(pin, lock=True)
 
     def close(self) -> None:
         if self._closed:

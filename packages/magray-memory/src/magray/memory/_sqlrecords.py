@@ -94,6 +94,20 @@ class SqlRecords:
         """Delete records by id; ``{id: layer}`` of those that existed."""
         raise NotImplementedError
 
+    def _reembed_begin(self) -> None:
+        """Prepare for vectors of another model (check writability, flush counts)."""
+        raise NotImplementedError
+
+    def _store_vectors(
+        self, labels: list[int], vectors: np.ndarray, *, model_id: str, dim: int
+    ) -> None:
+        """Replace the vectors of the records ``labels`` (one transaction)."""
+        raise NotImplementedError
+
+    def _reembed_end(self, *, model_id: str, dim: int, now: float, done: int) -> None:
+        """Pin the store to ``model_id``/``dim``, log ``reindex``, rebuild the index."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ shared pieces
     def _record(self, row: Sequence[Any], *, with_vector: bool = False) -> Record:
         return row_to_record(row, with_vector=with_vector, dialect=self.dialect)
@@ -408,3 +422,46 @@ class SqlRecords:
         )
         rows = [(model_id, key, np.asarray(v, np.float32).tobytes()) for key, v in items]
         self._write_cache(lambda conn: self.dialect.executemany(conn, upsert, rows))
+
+    # ------------------------------------------------------------ re-embedding
+    def reembed(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        *,
+        model_id: str,
+        dim: int,
+        batch_size: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+        now: float,
+    ) -> int:
+        """Re-embed every record not yet on ``model_id``/``dim``; resumable after a crash
+        (each batch is committed with its new model id)."""
+        self._reembed_begin()
+        m = self.dialect.mark
+        stale = f"FROM {self._table('records')} WHERE model_id != {m} OR dim != {m}"
+        total = int(
+            self._reading(
+                lambda conn: conn.execute(f"SELECT count(*) {stale}", (model_id, dim)).fetchone()[
+                    0
+                ],
+                flush=False,
+            )
+        )
+        done = 0
+        if progress:
+            progress(0, total)
+        batch_query = f"SELECT label, text {stale} ORDER BY label LIMIT {m}"
+        while True:
+            rows = self._reading(
+                lambda conn: conn.execute(batch_query, (model_id, dim, batch_size)).fetchall(),
+                flush=False,
+            )
+            if not rows:
+                break
+            vectors = embed([text for _, text in rows])
+            self._store_vectors([label for label, _ in rows], vectors, model_id=model_id, dim=dim)
+            done += len(rows)
+            if progress:
+                progress(done, total)
+        self._reembed_end(model_id=model_id, dim=dim, now=now, done=done)
+        return done
