@@ -382,3 +382,40 @@ def test_landlock_supervisor_passes_exit_codes_and_ends_leftovers(workspace: Pat
     time.sleep(0.2)
     found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
     assert found.stdout.strip() == "", "the setsid'd grandchild outlived the call"
+
+
+def test_landlock_supervisor_keeps_no_descriptor_of_magray(workspace: Path, tmp_path: Path) -> None:
+    # The supervisor is a fork of magray that never execs: it must close what it inherited
+    # (another call's exec-error pipe or output pipes would make that call wait for this
+    # supervisor; magray's own files would stay open).
+    import threading
+
+    need("landlock")
+    policy = Policy.for_workspace(workspace, sandbox_mechanism="landlock")
+    held = (tmp_path / "magray-file").open("w")  # any descriptor magray holds
+    options = {"policy": policy, "cwd": workspace, "timeout": 20}
+    call = threading.Thread(target=run_confined, args=(["sleep", "3"],), kwargs=options)
+    call.start()
+    try:
+        me, supervisor = os.getpid(), None
+        deadline = time.monotonic() + 10
+        while supervisor is None and time.monotonic() < deadline:
+            for entry in Path("/proc").iterdir():
+                try:
+                    stat = (entry / "stat").read_text()
+                except (OSError, ValueError):
+                    continue
+                fields = stat.rsplit(")", 1)[-1].split()
+                if entry.name.isdigit() and int(fields[1]) == me and fields[0] != "Z":
+                    children = (entry / "task" / entry.name / "children").read_text().split()
+                    if children:  # the supervisor, with the command forked
+                        supervisor = int(entry.name)
+            time.sleep(0.02)
+        assert supervisor is not None
+        time.sleep(0.2)  # past the fork: the supervisor has closed what it inherited
+        fds = sorted(int(fd) for fd in os.listdir(f"/proc/{supervisor}/fd"))
+        assert fds == [0, 1, 2]
+        assert held.fileno() > 2
+    finally:
+        call.join(30)
+        held.close()

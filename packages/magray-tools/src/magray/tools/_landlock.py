@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import os
 import signal
 import sys
@@ -74,7 +75,10 @@ class _PathBeneathAttr(ctypes.Structure):
 @functools.cache
 def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
+    # Looked up here, in magray: after a fork, dlsym could wait forever on a loader lock
+    # that another thread of magray held at the fork.
     libc.syscall.restype = ctypes.c_long
+    libc.prctl.restype = ctypes.c_int
     return libc
 
 
@@ -179,7 +183,7 @@ def _kill_descendants() -> None:
         children: list[int] = []
         try:
             for tid in os.listdir(task_dir):
-                with open(f"{task_dir}/{tid}/children", encoding="ascii") as handle:
+                with open(f"{task_dir}/{tid}/children", "rb") as handle:  # no codec lookup
                     children += [int(p) for p in handle.read().split()]
         except OSError:
             pass
@@ -223,6 +227,9 @@ class Supervised:
 
     def __call__(self) -> None:
         """In the forked child: supervise (never returns) or, in the command, confine."""
+        # No collection in this copy of magray: a finaliser could wait on a lock that
+        # another thread held at the fork.
+        gc.disable()
         self.libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != self.parent:
             os._exit(137)  # magray died before the flag was set: do not run orphaned
