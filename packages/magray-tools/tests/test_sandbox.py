@@ -248,6 +248,20 @@ def test_bwrap_argv_skips_path_dirs_another_bind_shows(workspace: Path, tmp_path
     assert str(tools / "bin") not in bound  # beneath tools
 
 
+def test_bwrap_argv_never_binds_a_parent_of_home(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = tmp_path / "tools"
+    (tools / "home").mkdir(parents=True)
+    conf = Confinement("workspace-write", read_roots=(), write_roots=(workspace,))
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    first = bwrap_argv("bwrap", ["ls"], conf, workspace, path_var=str(tools))
+    assert str(tools) in first  # an ordinary PATH directory is bound read-only
+    monkeypatch.setenv("HOME", str(tools / "home"))  # the same call, HOME now inside it
+    second = bwrap_argv("bwrap", ["ls"], conf, workspace, path_var=str(tools))
+    assert str(tools) not in second
+
+
 def test_seatbelt_profile_text(workspace: Path, tmp_path: Path) -> None:
     conf = Confinement("workspace-write", read_roots=(), write_roots=(Path('/Users/a "b"/ws'),))
     text = seatbelt_profile(conf, private=tmp_path, path_var="/usr/bin:/opt/homebrew/bin")

@@ -224,21 +224,22 @@ def child_env(
 
 
 # ---------------------------------------------------------------------- the paths
-def _path_dirs(path_var: str, *, existing: bool = True) -> list[Path]:
-    home = Path(os.path.expanduser("~"))
+def _path_dirs(path_var: str, *, existing: bool = True, home: str | None = None) -> list[Path]:
+    """PATH's absolute directories, except ``/`` and the parents of ``home`` (they hold it)."""
+    home_dir = Path(home if home is not None else os.path.expanduser("~"))
     out = []
     for entry in path_var.split(os.pathsep):
         if not entry or not os.path.isabs(entry):
             continue
         p = Path(entry)
-        if (p.is_dir() or not existing) and p != Path("/") and not home.is_relative_to(p):
+        if (p.is_dir() or not existing) and p != Path("/") and not home_dir.is_relative_to(p):
             out.append(p)
     return out
 
 
-def _runtime_dirs(path_var: str) -> list[Path]:
+def _runtime_dirs(path_var: str, home: str) -> list[Path]:
     """PATH's directories and the running Python, where not system dirs already."""
-    found = [*_path_dirs(path_var), Path(sys.prefix), Path(sys.base_prefix)]
+    found = [*_path_dirs(path_var, home=home), Path(sys.prefix), Path(sys.base_prefix)]
     out: list[Path] = []
     for p in found:
         if not any(p.is_relative_to(d) for d in SYSTEM_DIRS) and p not in out:
@@ -258,7 +259,8 @@ def bwrap_argv(
     binary: str, argv: Sequence[str], conf: Confinement, cwd: Path, *, path_var: str
 ) -> list[str]:
     """``argv`` wrapped for bubblewrap under ``conf``."""
-    out = list(_bwrap_mounts(binary, conf, path_var))
+    # HOME is part of the key: a PATH entry above a new HOME must not be bound.
+    out = list(_bwrap_mounts(binary, conf, path_var, os.path.expanduser("~")))
     # Looked up on every call: a `git init` since the last one must not leave .git writable.
     if conf.mode == "workspace-write" and not conf.git_writable:
         for root in conf.write_roots:
@@ -268,7 +270,7 @@ def bwrap_argv(
 
 
 @functools.lru_cache(maxsize=32)
-def _bwrap_mounts(binary: str, conf: Confinement, path_var: str) -> tuple[str, ...]:
+def _bwrap_mounts(binary: str, conf: Confinement, path_var: str, home: str) -> tuple[str, ...]:
     """bwrap's options for ``conf`` up to the ``.git`` binds (cached: stat()s of the layout).
 
     What a call may touch does not depend on the cache: roots are bound with
@@ -293,7 +295,7 @@ def _bwrap_mounts(binary: str, conf: Confinement, path_var: str) -> tuple[str, .
             out += ["--ro-bind", d, d]
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     roots = (*conf.extra_read, *conf.read_roots, *conf.write_roots)
-    runtime = _runtime_dirs(path_var)
+    runtime = _runtime_dirs(path_var, home)
     for p in runtime:
         # Every bind costs bwrap a mount and a pass over /proc/self/mountinfo: skip
         # directories that another bind already shows (the venv inside the workspace).
@@ -314,16 +316,16 @@ def _bwrap_mounts(binary: str, conf: Confinement, path_var: str) -> tuple[str, .
 
 def landlock_supervisor(conf: Confinement, *, private: Path, path_var: str) -> _landlock.Supervised:
     """The ``preexec_fn`` that confines a command with Landlock under ``conf``."""
-    read, write = _landlock_paths(conf, private, path_var)
+    read, write = _landlock_paths(conf, private, path_var, os.path.expanduser("~"))
     return _landlock.Supervised(read, write, network=conf.network)
 
 
 @functools.lru_cache(maxsize=32)
 def _landlock_paths(
-    conf: Confinement, private: Path, path_var: str
+    conf: Confinement, private: Path, path_var: str, home: str
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What a Landlock-confined command may read and write (cached like bwrap's options)."""
-    read = [*SYSTEM_DIRS, "/dev", *map(str, _runtime_dirs(path_var))]
+    read = [*SYSTEM_DIRS, "/dev", *map(str, _runtime_dirs(path_var, home))]
     read += [str(p) for p in (*conf.extra_read, *conf.read_roots)]
     write = [str(private), "/dev/null", "/dev/tty"]
     if conf.mode == "workspace-write":
