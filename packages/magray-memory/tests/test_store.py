@@ -65,6 +65,22 @@ def test_caller_ids_and_duplicate_id_is_refused_atomically(open_store: Opener) -
     assert store.count() == 2  # x3 was not added either
 
 
+def test_an_import_repeating_an_id_is_refused_atomically(open_store: Opener) -> None:
+    """Both backends refuse one batch holding an id twice with the same error (the
+    shared insert checks it), and add nothing of that batch."""
+    import io
+    import json
+
+    store = open_store()
+    lines = [
+        json.dumps({"id": rid, "text": text, "vector": vec.tolist(), "model_id": "external"})
+        for rid, text, vec in zip(["y1", "y2", "y1"], "abc", unit_vectors(3, 16), strict=True)
+    ]
+    with pytest.raises(DuplicateIdError, match="appears twice"):
+        store.import_jsonl(io.StringIO("\n".join(lines) + "\n"))
+    assert store.count() == 0
+
+
 @pytest.mark.parametrize(
     ("texts", "kwargs", "message"),
     [
