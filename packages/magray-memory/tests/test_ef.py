@@ -36,3 +36,19 @@ def test_search_uses_configured_or_auto_ef() -> None:
     assert sorted(fixed._plain_params) == [97]
     fixed.search(vecs[0], 5, ef_search=150)  # a per-query ef overrides both
     assert sorted(fixed._plain_params) == [97, 150]
+
+
+def test_restore_knows_a_label_held_twice() -> None:
+    """A label re-added after its tombstone sits at two positions; a restored layer must
+    know (positions() then looks labels up one by one) and find only the live one."""
+    vecs = unit_vectors(3, 8, seed=2)
+    layer = LayerIndex(8)
+    layer.add(np.array([1, 2], dtype=np.int64), vecs[:2])
+    layer.add(np.array([1], dtype=np.int64), vecs[2:])  # tombstones position 0
+    labels, alive = layer.state()
+    assert labels.tolist() == [1, 2, 1]
+    twice = LayerIndex.restore(layer.index, labels, alive, kind="flat", params=HNSWParams())
+    assert twice._dupes
+    assert twice.positions(np.array([1, 2])).tolist() == [2, 1]
+    once = LayerIndex.restore(layer.index, labels[1:], alive[1:], kind="flat", params=HNSWParams())
+    assert not once._dupes

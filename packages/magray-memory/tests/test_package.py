@@ -43,6 +43,26 @@ def test_import_does_not_load_faiss() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_open_and_search_do_not_load_numpy_ma(tmp_path: Path) -> None:
+    """A cold open + search of a saved store stays off numpy.ma (np.unique loads it, ~8 ms)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from magray.memory import MemoryStore
+
+    with MemoryStore.open(tmp_path / "s", None, dim=4) as store:
+        store.add(["a", "b", "c"], vectors=np.eye(4, dtype=np.float32)[:3])
+    code = (
+        "import sys, numpy as np; from magray.memory import MemoryStore; "
+        f"s = MemoryStore.open({str(tmp_path / 's')!r}, None); "
+        "print(s.search(np.eye(4, dtype=np.float32)[1], k=1)[0].text, 'numpy.ma' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["b", "False"]
+
+
 def test_readme_vectors_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     first = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
