@@ -242,15 +242,18 @@ class _ExitWatch:
 
     def wait(self, seconds: float) -> bool:
         """True once the child has exited (and is reaped), after at most ``seconds``."""
-        if self.poller is None:
-            try:
-                self.proc.wait(timeout=seconds)
-            except subprocess.TimeoutExpired:
+        if self.poller is not None:
+            events = self.poller.poll(max(1, math.ceil(seconds * 1000)))
+            if self.proc.poll() is not None:
+                return True
+            if not events:
                 return False
-            return True
-        with contextlib.suppress(InterruptedError):
-            self.poller.poll(max(1, math.ceil(seconds * 1000)))
-        return self.proc.poll() is not None
+            # Readable yet not reapable (not expected): wait the polling way, never spin.
+        try:
+            self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
