@@ -161,6 +161,7 @@ def main() -> None:
         server.shutdown()
         server.server_close()
 
+    out["load_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if opts.json:
         json.dump(out, sys.stdout, indent=2)
         print()
