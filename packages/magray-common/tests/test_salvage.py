@@ -59,7 +59,9 @@ def test_a_sound_file_reads_whole(tmp_path: Path) -> None:
         assert integrity_problems(conn) == []
         stats = TableStats("item")
         rows = list(readable_rows(conn, "item", stats))
-    assert len(rows) == ROWS and stats.complete and stats.rows == ROWS
+    assert len(rows) == ROWS
+    assert stats.complete
+    assert stats.rows == ROWS
 
 
 def test_a_damaged_page_costs_only_its_rows(tmp_path: Path) -> None:
@@ -81,7 +83,8 @@ def test_a_damaged_page_costs_only_its_rows(tmp_path: Path) -> None:
     assert all(body == _payload(int(i)) for i, body in rows)  # nothing read is garbage
     lost = set(range(1, ROWS + 1)) - {int(i) for i, _ in rows}
     fenced = {i for a, b in stats.unreadable for i in range(a, b + 1)}
-    assert lost <= fenced and stats.unreadable_rowids < 100
+    assert lost <= fenced
+    assert stats.unreadable_rowids < 100
 
 
 def test_uncheckpointed_wal_writes_count(tmp_path: Path) -> None:
@@ -104,4 +107,5 @@ def test_not_a_database(tmp_path: Path) -> None:
         assert table_columns(conn, "item") == []
         stats = TableStats("item")
         assert list(readable_rows(conn, "item", stats)) == []
-    assert stats.table_unreadable and not stats.complete
+    assert stats.table_unreadable
+    assert not stats.complete

@@ -1,4 +1,4 @@
-"""Reading what is still readable from a damaged SQLite file.
+"""Reading SQLite files that cannot be opened the usual way: damaged, or read-only.
 
 SQLite reports damage lazily: a query fails with ``database disk image is
 malformed`` only when it touches a damaged page, and everything else of the file
@@ -9,6 +9,13 @@ ranges and splits every range that fails in halves until the damage is fenced to
 single rowids, so one bad page costs only the rows on it. The packages that own
 the schema (``magray todo check --repair``, ``magray memory check --repair``)
 validate the rows they get and write them into a fresh database.
+
+A database this process may read but not write (file or directory permissions,
+a read-only mount) cannot be opened read-write, and in WAL mode not even with
+``mode=ro`` when its ``-shm`` file is missing: :func:`read_only_uris` lists the
+ways to try, ``mode=ro`` first (it sees the ``-wal``), then ``immutable=1`` when
+there is no WAL content to miss, and :func:`is_refusal` tells such a refusal
+from other errors.
 
 ::
 
@@ -31,6 +38,8 @@ from pathlib import Path
 
 __all__ = [
     "CORRUPT_ERRORS",
+    "is_refusal",
+    "read_only_uris",
     "TableStats",
     "damaged_copy",
     "integrity_problems",
@@ -54,6 +63,28 @@ def is_corruption(exc: BaseException) -> bool:
         return name.startswith(CORRUPT_ERRORS)
     text = str(inner).lower()
     return "malformed" in text or "not a database" in text
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True when ``exc`` says the file may not be opened or written as asked (read-only
+    file, directory or mount; permission; the ``-shm``/``-wal`` cannot be created)."""
+    inner = getattr(exc, "orig", None) or exc
+    name = str(getattr(inner, "sqlite_errorname", "") or "")
+    return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM"))
+
+
+def read_only_uris(path: Path) -> list[str]:
+    """URIs that open ``path`` read-only, in the order to try them (``uri=True``)."""
+    uri = path.absolute().as_uri()
+    wal = path.with_name(path.name + "-wal")
+    uris = [f"{uri}?mode=ro"]
+    try:
+        empty_wal = wal.stat().st_size == 0
+    except FileNotFoundError:
+        empty_wal = True
+    if empty_wal:
+        uris.append(f"{uri}?immutable=1")
+    return uris
 
 
 @dataclass

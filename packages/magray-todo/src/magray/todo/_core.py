@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Engine, select, text
 
 from magray.common import paths
+from magray.common.errors import StorageError
+from magray.common.salvage import is_refusal, read_only_uris
 from magray.todo import _rows as V
 from magray.todo._model import Status, Task
 from magray.todo._resolver import FailurePolicy
-from magray.todo._schema import TASK, make_engine, migrate, schema_version, storage_failure
+from magray.todo._schema import (
+    SCHEMA_VERSION,
+    TASK,
+    make_engine,
+    migrate,
+    schema_version,
+    storage_failure,
+)
 from magray.todo.errors import (
     TaskNotFoundError,
     TodoStorageError,
@@ -70,8 +80,41 @@ class StoreCore:
                 f"cannot create the directory of {self.path}: {exc.strerror or exc}",
                 hint="choose another path with --db or `magray config set todo.path PATH`",
             ) from exc
+        self.read_only = False
+        """True when the database could only be opened read-only (a read-only file,
+        directory or mount): reads work, writes raise ``storage.read_only``."""
         self._engine = make_engine(self.path)
-        self.schema_found = migrate(self._engine, self.path)
+        try:
+            self.schema_found = migrate(self._engine, self.path)
+        except StorageError as exc:
+            self._engine.dispose()
+            if not (is_refusal(exc.__cause__ or exc) and os.access(self.path, os.R_OK)):
+                raise
+            self._engine, self.schema_found = self._open_read_only(exc)
+            self.read_only = True
+
+    def _open_read_only(self, refusal: StorageError) -> tuple[Engine, int]:
+        """The database opened read-only, for a process that may read but not write it."""
+        for uri in read_only_uris(self.path):
+            engine = make_engine(self.path, read_only_uri=uri)
+            try:
+                with engine.connect() as conn, conn.begin():
+                    found = schema_version(conn)
+                    conn.exec_driver_sql("SELECT count(*) FROM todo_task").scalar_one()
+            except Exception:
+                engine.dispose()
+                continue
+            if found != SCHEMA_VERSION:
+                engine.dispose()
+                raise TodoStorageError(
+                    f"task database {self.path} has schema version {found} and needs "
+                    f"{SCHEMA_VERSION}, but it is read-only here, so it cannot be migrated",
+                    hint="open it once where it is writable, or with the magray version "
+                    "that wrote it",
+                    details={"path": str(self.path)},
+                ) from refusal
+            return engine, found
+        raise refusal
 
     # ------------------------------------------------------------ plumbing
     def close(self) -> None:

@@ -134,27 +134,38 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def make_engine(path: Path, *, busy_timeout: float = 30.0) -> Engine:
+def make_engine(
+    path: Path, *, busy_timeout: float = 30.0, read_only_uri: str | None = None
+) -> Engine:
     """A SQLite engine in WAL mode with foreign keys and explicit transactions.
 
     Transactions begin with ``BEGIN`` unless the connection carries the
     execution option ``todo_write=True``, which begins ``BEGIN IMMEDIATE``:
     writers take the write lock up front, so a read-check-write sequence (the
     cycle check before inserting an edge) cannot interleave with another
-    process's writer.
+    process's writer. With ``read_only_uri`` (from
+    :func:`magray.common.salvage.read_only_uris`) every connection opens that
+    URI instead and sets nothing that would write.
     """
-    engine = create_engine(
-        f"sqlite:///{path}",
-        connect_args={"check_same_thread": False, "timeout": busy_timeout},
-    )
+    import sqlite3
+
+    connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": busy_timeout}
+    if read_only_uri is None:
+        engine = create_engine(f"sqlite:///{path}", connect_args=connect_args)
+    else:
+        engine = create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(read_only_uri, uri=True, **connect_args),
+        )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see below)
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            if read_only_uri is None:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         finally:
