@@ -77,30 +77,11 @@ EXPECTED: dict[str, list[str]] = {
 }
 """Strings each README (keyed by package folder) says its examples print (stdout + stderr)."""
 
-PENDING: dict[tuple[str, str], str] = {
-    (
-        "packages/magray-memory/README.md",
-        'MemoryStore.open("postgresql://',
-    ): "needs PostgreSQL: add `<!-- example: skip (needs a PostgreSQL server) -->` before it",
-    (
-        "packages/langchain-magray/README.md",
-        'dsn="postgresql://',
-    ): "needs PostgreSQL: add `<!-- example: skip (needs a PostgreSQL server) -->` before it",
-    (
-        "packages/magray-ai/README.md",
-        "magray models bench",
-    ): "a benchmark (~10 s): move `magray models bench` to its own block after "
-    "`<!-- example: skip (a benchmark: about 10 s) -->`",
-}
+PENDING: dict[tuple[str, str], str] = {}
 """Blocks (README, a snippet of their code) that need a skip marker their owner has not added
 yet: treated as skipped with this reason, and an error once the marker is there."""
 
-KNOWN_BROKEN: dict[str, str] = {
-    'magray tools run shell_run --args \'{"command": "git log -3"}\' --json': (
-        "fails outside a git repository (exit 128): the magray-tools README should show a "
-        'command that works anywhere, e.g. \'{"command": "ls -la"}\''
-    ),
-}
+KNOWN_BROKEN: dict[str, str] = {}
 """Examples that fail today, in READMEs this file's author does not own (xfail, strict)."""
 
 
