@@ -105,3 +105,33 @@ def test_the_installed_script_renders_a_regressed_database_without_traceback(
     checked = run_magray("memory", "--store", str(path), "check")
     assert checked.returncode == 1
     assert "memory.db_regressed" in checked.stdout
+
+
+def test_a_damaged_database_is_reported_not_raised(tmp_path: Path) -> None:
+    """Before: `memory check` failed with memory.corrupt, whose hint said to run `memory check`."""
+    import random
+
+    path = tmp_path / "s"
+    with MemoryStore.open(path, None, dim=DIM) as store:
+        rng = np.random.default_rng(1)
+        store.add(
+            [f"record {i:04d} " + "z" * 400 for i in range(300)],
+            vectors=rng.normal(size=(300, DIM)).astype(np.float32),
+        )
+    db = path / "memory.db"
+    data = db.read_bytes()
+    at = data.index(b"record 0150 ")
+    with db.open("r+b") as f:
+        f.seek(at - at % 4096)
+        f.write(random.Random(2).randbytes(4096))
+    result = _check(path, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert report["error"]["code"] == "memory.corrupt"
+    assert any(p.startswith("integrity_check:") for p in report["problems"])
+    assert "memory check" not in report["error"]["hint"]
+    assert "backup" in report["error"]["hint"]
+    text = _check(path)
+    assert text.exit_code == 1
+    assert "problem    integrity_check:" in text.output

@@ -36,7 +36,11 @@ def memory_check(app: AppContext, repair: bool) -> None:
     """
     from magray.common.errors import NotFoundError
     from magray.memory import MemoryStore
-    from magray.memory.errors import DatabaseMissingError, DatabaseRegressedError
+    from magray.memory.errors import (
+        DatabaseMissingError,
+        DatabaseRegressedError,
+        StoreCorruptError,
+    )
 
     location = store_path(app)
     if isinstance(location, Path) and not (
@@ -57,12 +61,41 @@ def memory_check(app: AppContext, repair: bool) -> None:
             "error": exc.to_dict(),
             "repaired": [],
         }
+    except StoreCorruptError as exc:
+        report = _damaged_database(location, exc)
     else:
-        with store:
-            report = store.check(repair=repair)
+        try:
+            with store:
+                report = store.check(repair=repair)
+        except StoreCorruptError as exc:
+            report = _damaged_database(location, exc)
     _render(app, report, repair=repair)
     if not report["ok"]:
         click.get_current_context().exit(1)
+
+
+def _damaged_database(location: Any, exc: Any) -> dict[str, Any]:
+    """The report for a database SQLite says is damaged: its integrity_check findings,
+    read from a private copy (the store's files are only read)."""
+    from magray.common.salvage import damaged_copy, integrity_problems
+
+    problems = [exc.message]
+    database = Path(str(location)) / "memory.db"
+    if database.is_file():
+        with damaged_copy(database) as conn:
+            problems += [f"integrity_check: {p}" for p in integrity_problems(conn, limit=10)]
+    error = exc.to_dict()
+    error["hint"] = (
+        "the database file is damaged: restore memory.db from a backup (`magray memory "
+        "backup` makes one); --repair cannot rebuild records from a damaged database yet"
+    )
+    return {
+        "path": shown(location),
+        "ok": False,
+        "problems": problems,
+        "error": error,
+        "repaired": [],
+    }
 
 
 def _render(app: AppContext, report: dict[str, Any], *, repair: bool) -> None:
@@ -75,6 +108,8 @@ def _render(app: AppContext, report: dict[str, Any], *, repair: bool) -> None:
     error = report.get("error")
     if error is not None:
         click.echo(f"database   {error['code']}: {error['message']}")
+        for problem in report.get("problems", [])[1:]:
+            click.echo(f"problem    {problem}")
         click.echo(f"hint       {error['hint']}")
         return
     integrity = report.get("integrity", ["ok"])
