@@ -109,3 +109,16 @@ def test_not_a_database(tmp_path: Path) -> None:
         assert list(readable_rows(conn, "item", stats)) == []
     assert stats.table_unreadable
     assert not stats.complete
+
+
+def test_a_zero_rowid_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.executemany("INSERT INTO item VALUES (?, ?)", [(0, "zero"), (1, "one")])
+    conn.commit()
+    conn.close()
+    with damaged_copy(path) as copy:
+        stats = TableStats("item")
+        rows = list(readable_rows(copy, "item", stats))
+    assert [r[1] for r in rows] == ["zero", "one"]

@@ -169,7 +169,8 @@ def readable_rows(
     if top is None:  # not one rowid could be found: the table's tree is unreadable
         stats.table_unreadable = True
         return
-    start = min(1, _min_rowid(conn, table) or 1)  # zero and negative rowids are legal
+    lowest = _min_rowid(conn, table)
+    start = 1 if lowest is None else min(1, lowest)  # zero and negative rowids are legal
     while start <= top:
         end = min(start + batch - 1, top)
         yield from _range(conn, query, start, end, stats)
