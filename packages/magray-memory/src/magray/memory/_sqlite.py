@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.common.errors import ReadOnlyStorageError, StorageError, storage_error
+from magray.common.salvage import CORRUPT_ERRORS, is_refusal, read_only_uris
 from magray.memory._columns import MetaRow
 from magray.memory._types import Layer
 from magray.memory.errors import StoreCorruptError
@@ -158,7 +159,7 @@ def translate(exc: BaseException, path: Path, where: str | None = None) -> Stora
     plain I/O."""
     where = where or f"memory database {path}"
     name = str(getattr(exc, "sqlite_errorname", ""))
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+    if name.startswith(CORRUPT_ERRORS):
         return StoreCorruptError(
             f"{where}: {exc}",
             hint="the database file is damaged: `magray memory check` tells more; restore it "
@@ -197,9 +198,7 @@ class RecordDB:
         try:
             self.conn = self._open_read_write()
         except sqlite3.Error as exc:
-            name = str(getattr(exc, "sqlite_errorname", ""))
-            refused = name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM"))
-            if not (refused and path.is_file() and os.access(path, os.R_OK)):
+            if not (is_refusal(exc) and path.is_file() and os.access(path, os.R_OK)):
                 raise _open_error(path, exc) from exc
             self.conn = self._open_read_only(exc)
 
@@ -227,13 +226,8 @@ class RecordDB:
         """Open a store this process may read but not write (file or directory permissions,
         a read-only mount): ``mode=ro`` while SQLite can use the WAL files, else
         ``immutable=1`` when there is no WAL content to miss."""
-        uri = self.path.absolute().as_uri()
-        wal = Path(f"{self.path}-wal")
-        attempts = [f"{uri}?mode=ro"]
-        if not wal.exists() or wal.stat().st_size == 0:
-            attempts.append(f"{uri}?immutable=1")
         last: sqlite3.Error = cause
-        for target in attempts:
+        for target in read_only_uris(self.path):
             try:
                 conn = sqlite3.connect(
                     target, uri=True, isolation_level=None, check_same_thread=False
