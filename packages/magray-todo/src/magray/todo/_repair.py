@@ -150,10 +150,10 @@ def _repair(
                 str(path), None, saved, 0, [], _count(old, "todo_dependency"), 0, []
             )
         tasks, stats, rejected = _read_tasks(old)
-        deps, dep_stats = _read_dependencies(old, set(tasks))
+        deps, deps_dropped, dep_stats = _read_dependencies(old, set(tasks))
         sequence = _sequence(old)
     try:
-        _write(fresh, tasks, deps[0], max(sequence, max(tasks, default=0)), clock(), policy)
+        _write(fresh, tasks, deps, max(sequence, max(tasks, default=0)), clock(), policy)
     except (OSError, sqlite3.Error, TodoStorageError) as exc:
         for suffix in ("", *_SIDE_FILES):
             with contextlib.suppress(OSError):
@@ -178,8 +178,8 @@ def _repair(
         tasks_saved=len(tasks),
         tasks_lost=lost,
         lost_ids=lost_ids,
-        dependencies_saved=len(deps[0]),
-        dependencies_dropped=deps[1] + dep_stats.unreadable_rowids,
+        dependencies_saved=len(deps),
+        dependencies_dropped=deps_dropped + dep_stats.unreadable_rowids,
         problems=problems,
     )
 
@@ -228,7 +228,7 @@ def _valid(values: Mapping[str, Any]) -> bool:
 
 def _read_dependencies(
     conn: sqlite3.Connection, alive: set[int]
-) -> tuple[tuple[list[tuple[int, int]], int], TableStats]:
+) -> tuple[list[tuple[int, int]], int, TableStats]:
     stats = TableStats("todo_dependency")
     kept: list[tuple[int, int]] = []
     dropped = 0
@@ -239,7 +239,7 @@ def _read_dependencies(
             kept.append((int(task_id), int(depends_on)))
         else:
             dropped += 1
-    return (kept, dropped), stats
+    return kept, dropped, stats
 
 
 def _sequence(conn: sqlite3.Connection) -> int:
